@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# One-command set-up for scalesim on Debian 12 (Python 3.11, no GPU needed).
+# Idempotent: on a ready machine it checks each piece and returns in seconds.
+#   bash scripts/setup.sh            # CPU TensorFlow (default)
+#   SCALESIM_TF=tensorflow[and-cuda] bash scripts/setup.sh   # GPU machines
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+venv="${SCALESIM_VENV:-$here/.venv}"
+tf_pkg="${SCALESIM_TF:-tensorflow-cpu==2.21.0}"
+hvd_version="0.28.1"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/scalesim"
+
+log() { printf '[setup] %s\n' "$*"; }
+
+# 1. System packages: the real dataset, a browser for report tests, build tools for Horovod.
+need_apt=()
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v g++ >/dev/null || need_apt+=(g++)
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v make >/dev/null || need_apt+=(make)
+python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt-get install ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# 2. Virtual environment.
+[ -x "$venv/bin/python" ] || { log "creating $venv"; python3 -m venv "$venv"; }
+py="$venv/bin/python"
+pip() { "$py" -m pip --disable-pip-version-check -q "$@"; }
+
+# 3. TensorFlow first: Horovod compiles against the TensorFlow already installed.
+if ! "$py" -c 'import tensorflow' 2>/dev/null; then
+  log "installing $tf_pkg"
+  pip install "$tf_pkg"
+fi
+
+# 4. Horovod from its sdist, patched and built with Gloo only; the wheel is cached per TF version
+#    so a fresh clone (CI) installs it in seconds instead of rebuilding.
+if ! "$py" -c 'import horovod.tensorflow' 2>/dev/null; then
+  tfv=$("$py" -c 'import tensorflow as tf; print(tf.__version__)')
+  wheels="$cache/wheels/tf-$tfv"   # the wheel is ABI-bound to this TensorFlow version
+  whl=$(ls "$wheels"/horovod-"$hvd_version"-*.whl 2>/dev/null | head -1 || true)
+  if [ -z "$whl" ]; then
+    bash "$here/scripts/build_horovod.sh" "$py" "$hvd_version" "$wheels"
+    whl=$(ls "$wheels"/horovod-"$hvd_version"-*.whl | head -1)
+  fi
+  log "installing $(basename "$whl")"
+  pip install --no-deps "$whl"
+  pip install cloudpickle psutil pyyaml packaging  # horovod's runtime deps, --no-deps skipped them
+fi
+
+# 5. scalesim itself (editable), with analysis/report/test dependencies from pyproject.toml.
+if ! "$py" -c 'import scalesim, altair, vl_convert, pyarrow, pytest' 2>/dev/null \
+   || [ "$here/pyproject.toml" -nt "$venv/.scalesim-installed" ]; then
+  log "installing scalesim (editable) and its dependencies"
+  pip install -e "$here[test]"
+  touch "$venv/.scalesim-installed"
+fi
+log "ready: $venv  (activate with: source $venv/bin/activate)"
