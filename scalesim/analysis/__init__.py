@@ -1,0 +1,1 @@
+"""Fitting, validation, prediction and simulation on top of scalesim.model (no TensorFlow)."""
