@@ -10,6 +10,7 @@ tf_pkg="${SCALESIM_TF:-tensorflow-cpu==2.21.0}"
 hvd_version="0.28.1"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/scalesim"
 
+export TF_CPP_MIN_LOG_LEVEL=3 PIP_NO_WARN_SCRIPT_LOCATION=1
 log() { printf '[setup] %s\n' "$*"; }
 
 # 1. System packages: the real dataset, a browser for report tests, build tools for Horovod.
