@@ -1,0 +1,306 @@
+"""Runs inside every Horovod rank of a measurement launch (`python -m scalesim.measure.worker`).
+
+For each configuration (per-rank batch b on this launch's n ranks) it times two kinds of step,
+alternating in blocks so that slow drifts (other jobs, thermal) hit both equally:
+  instrumented  data wait | forward+backward | allreduce (blocking) | optimizer update, each phase
+                run separately and timed; local and allreduced gradient norms for the noise scale
+  production    Trainer.train_step, the fused step users run, timed as a whole and nothing else
+The split and the fused step time of the same configuration are what an overlap factor (Pollux's
+power mean with gamma) is fitted to. With one rank the instrumented step computes the gradient as
+two half-batch passes (the noise estimator needs two batch sizes); such steps are recorded only in
+the `noise` table, and a separate instrumented step with one full-batch pass gives the split.
+
+Every configuration restarts from the same seeded weights and zero momentum, so its figures do not
+depend on which configurations ran before it in the launch (or after a --resume).
+Rank 0 gathers every rank's rows and writes the configuration's parts atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import socket
+import sys
+import time
+
+import numpy as np
+
+from ..schema import RunDir
+from . import events
+
+FAULT_ENV = "SCALESIM_MEASURE_FAULT"   # "<config_id>:<rank>[:<step>]": that rank os._exit(17)s there
+
+
+def _fault_point() -> tuple[str, int, int] | None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return None
+    parts = spec.split(":")
+    return parts[0], int(parts[1]), int(parts[2]) if len(parts) > 2 else 0
+
+
+class Measurer:
+    def __init__(self, hvd, cfg: dict, manifest_model: dict | None = None):
+        import tensorflow as tf
+
+        from ..train import data as tdata
+        from ..train.resnet import build_model, grad_bytes
+        from ..train.step import Trainer
+
+        self.hvd, self.tf, self.cfg = hvd, tf, cfg
+        self.n, self.rank = hvd.size(), hvd.rank()
+        self.tdata = tdata
+        x, y = tdata.load_dataset(cfg["dataset"], "train", cfg.get("data_path"))
+        self.x, self.y = x, y
+        model = build_model(cfg["model"], x.shape[1:], tdata.num_classes_of(cfg["dataset"], y),
+                            seed=cfg.get("seed", 0), width=cfg.get("width"))
+        self.trainer = Trainer(model)
+        self.grad_bytes = grad_bytes(model)
+        self.model_info = {"name": cfg["model"], "params": self.grad_bytes // 4, "grad_bytes": self.grad_bytes,
+                           "width": cfg.get("width")}
+        # Same seed on every rank gives the same weights; keep them to restart each configuration.
+        self.init_state = [v.numpy() for v in self.trainer.state_variables()]
+        self.fault = _fault_point()
+
+    # --- data ----------------------------------------------------------------------------------
+    def _batches(self, local_batch: int):
+        """Endless local batches, re-partitioned every epoch like training (data.batch_indices)."""
+        tf, td = self.tf, self.tdata
+        global_batch = local_batch * self.n
+        steps = td.steps_per_epoch(len(self.x), global_batch)
+        if steps < 1:
+            raise ValueError(f"global batch {global_batch} exceeds the dataset ({len(self.x)} examples)")
+        epoch = 0
+        while True:
+            perm = td.epoch_permutation(len(self.x), epoch, self.cfg.get("seed", 0))
+            for s in range(steps):
+                idx = td.batch_indices(perm, s, global_batch, self.rank, self.n)
+                yield tf.constant(self.x[idx]), tf.constant(self.y[idx])
+            epoch += 1
+
+    def _reset(self) -> None:
+        for v, value in zip(self.trainer.state_variables(), self.init_state):
+            v.assign(value)
+
+    # --- steps -----------------------------------------------------------------------------------
+    def _instrumented(self, batches, lr: float) -> tuple[dict, float, float]:
+        from ..train.step import sqnorm
+
+        tr = self.trainer
+        t0 = time.perf_counter()
+        x, y = next(batches)
+        t1 = time.perf_counter()
+        grads, _, _ = tr.compute_grads(x, y)
+        t2 = time.perf_counter()
+        # Bookkeeping outside the timed phases: |local mean gradient|^2 = (n |g|)^2.
+        local_sq = float(sqnorm(grads)) * tr.local_mean_scale ** 2
+        t3 = time.perf_counter()
+        reduced = tr.allreduce(grads)
+        t4 = time.perf_counter()
+        global_sq = float(sqnorm(reduced))
+        t5 = time.perf_counter()
+        tr.apply(reduced, lr)
+        t6 = time.perf_counter()
+        row = {"data_time": t1 - t0, "compute_time": t2 - t1, "allreduce_time": t4 - t3,
+               "update_time": t6 - t5}
+        row["step_time"] = sum(row.values())
+        row["bytes_reduced"] = self.grad_bytes if self.n > 1 else 0
+        return row, local_sq, global_sq
+
+    def _split_noise(self, batches, lr: float) -> tuple[list[float], float]:
+        """One rank: gradients of the two half batches (each the mean over b/2, since the loss is
+        normalised by the batch passed) and of their union (the mean of the two)."""
+        from ..train.step import sqnorm
+
+        tr, tf = self.trainer, self.tf
+        x, y = next(batches)
+        h = int(x.shape[0]) // 2
+        g1, _, _ = tr.compute_grads(x[:h], y[:h])
+        g2, _, _ = tr.compute_grads(x[h:2 * h], y[h:2 * h])
+        full = [(a + b) * 0.5 for a, b in zip(g1, g2)]
+        tr.apply(full, lr)
+        return [float(sqnorm(g1)), float(sqnorm(g2))], float(sqnorm(full))
+
+    def _production(self, batches, lr: float) -> float:
+        t0 = time.perf_counter()
+        x, y = next(batches)
+        self.trainer.train_step(x, y, lr)
+        return time.perf_counter() - t0
+
+    def _maybe_fault(self, config_id: str, step: int) -> None:
+        f = self.fault
+        if f and f[0] == config_id and f[1] == self.rank and step >= f[2]:
+            os._exit(17)  # a rank dying mid-configuration, as a crash or OOM kill would
+
+    # --- one configuration -----------------------------------------------------------------------
+    def measure(self, c: dict) -> tuple[list[dict], list[tuple], dict]:
+        from ..model.schedule import lr_at
+        from ..train.recipe import Recipe
+
+        cfg, b, cid = self.cfg, int(c["local_batch"]), c["config_id"]
+        lr = float(cfg.get("lr") or lr_at(Recipe().schedule(b * self.n), 0.0))
+        self._reset()
+        batches = self._batches(b)
+        split_noise = self.n == 1 and b >= 2
+        for _ in range(cfg["warmup"]):
+            self._instrumented(batches, lr)
+            self._production(batches, lr)
+            if split_noise:
+                self._split_noise(batches, lr)
+        rows, noise, step, done = [], [], 0, {"instrumented": 0, "production": 0}
+        K, block = cfg["steps"], cfg["block"]
+        while done["production"] < K:
+            for mode in ("instrumented", "production"):
+                for _ in range(min(block, K - done[mode])):
+                    self._maybe_fault(cid, step)
+                    if mode == "instrumented":
+                        row, local_sq, global_sq = self._instrumented(batches, lr)
+                        if split_noise:
+                            local_sqs, full_sq = self._split_noise(batches, lr)
+                            noise.append((step, local_sqs, full_sq))
+                        elif self.n > 1:
+                            noise.append((step, [local_sq], global_sq))
+                    else:
+                        row = {"step_time": self._production(batches, lr)}
+                    rows.append({"step": step, "mode": mode, **row})
+                    done[mode] += 1
+                    step += 1
+        return rows, noise, {"lr": lr}
+
+
+def _facts(hvd, threads: tuple[int, int]) -> dict:
+    """Every rank's host, gathered; hosts in order of first rank."""
+    import horovod
+    import keras
+    import tensorflow as tf
+
+    from ..train.hvdrun import usable_cores
+
+    mine = {"hostname": socket.gethostname(), "cores": usable_cores(), "rank": hvd.rank()}
+    everyone = hvd.allgather_object(mine)
+    hosts: dict = {}
+    for r in everyone:
+        h = hosts.setdefault(r["hostname"], {"hostname": r["hostname"], "ranks": 0, "cores": r["cores"]})
+        h["ranks"] += 1
+    return {"hosts": list(hosts.values()), "threads_per_rank": threads[0], "inter_op_threads": threads[1],
+            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                         "horovod": horovod.__version__}}
+
+
+def _config_frames(rows_by_rank, noise_by_rank, c: dict, n: int, facts: dict, beta: float):
+    import pandas as pd
+
+    from .noise import NoiseTracker
+
+    steps = pd.DataFrame([{"rank": r, **row} for r, rows in enumerate(rows_by_rank) for row in rows])
+    num_nodes = len(facts["hosts"])
+    meta = {"config_id": c["config_id"], "num_nodes": num_nodes, "num_replicas": n,
+            "local_batch": c["local_batch"], "global_batch": n * c["local_batch"],
+            "ranks_per_host": max(h["ranks"] for h in facts["hosts"]),
+            "threads_per_rank": facts["threads_per_rank"],
+            "cores_per_host": min(h["cores"] for h in facts["hosts"])}
+    for k, v in reversed(meta.items()):
+        steps.insert(0, k, v)
+    cols = ["data_time", "compute_time", "allreduce_time", "update_time", "step_time", "bytes_reduced"]
+    for col in cols:
+        if col not in steps:
+            steps[col] = np.nan
+    steps["bytes_reduced"] = steps["bytes_reduced"].astype(float)
+    b = c["local_batch"]
+    b_small, b_big = (b // 2, 2 * (b // 2)) if n == 1 else (b, n * b)
+    tracker = NoiseTracker(b_small, b_big, beta) if b_big > b_small > 0 else None
+    if tracker is not None and noise_by_rank[0]:
+        # Per step: every rank's local |g_b|^2 (or both halves on one rank), one global |g_nb|^2.
+        for i, (step, _, global_sq) in enumerate(noise_by_rank[0]):
+            small = [s for per_rank in noise_by_rank for s in per_rank[i][1]]
+            tracker.add(step, small, global_sq)
+    noise = pd.DataFrame(tracker.rows if tracker else [])
+    if not noise.empty:
+        for k, v in reversed({"config_id": c["config_id"], "num_replicas": n, "local_batch": b}.items()):
+            noise.insert(0, k, v)
+    return steps, noise, (tracker.summary() if tracker else {"b_simple": math.nan, "skipped": 0})
+
+
+def _summary(steps, noise_summary: dict) -> dict:
+    ins = steps[steps["mode"] == "instrumented"]
+    prod = steps[steps["mode"] == "production"]
+    # A synchronous step is as slow as its slowest rank: per step take the max over ranks.
+    step_time = float(prod.groupby("step")["step_time"].max().median())
+    out = {"step_time": step_time, "images_per_sec": float(steps["global_batch"].iloc[0]) / step_time,
+           "b_simple": noise_summary.get("b_simple"), "noise_skipped": noise_summary.get("skipped", 0),
+           "steps": int(prod["step"].nunique())}
+    for col in ("data_time", "compute_time", "allreduce_time", "update_time"):
+        out[col] = float(ins[col].median())
+    out["instrumented_step_time"] = float(ins.groupby("step")["step_time"].max().median())
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="scalesim.measure.worker")
+    ap.add_argument("--run-dir", required=True)
+    ap.add_argument("--configs", default="")
+    ap.add_argument("--allreduce-bench", action="store_true")
+    args = ap.parse_args(argv)
+
+    import horovod.tensorflow as hvd
+
+    from ..train.hvdrun import configure_tf_threads
+
+    hvd.init()
+    rd = RunDir(args.run_dir)
+    manifest = rd.read_manifest()
+    cfg = manifest["config"]
+    threads = configure_tf_threads(cfg.get("threads_per_rank", 1), hvd.local_size())
+    n, rank = hvd.size(), hvd.rank()
+    current = None
+    try:
+        facts = _facts(hvd, threads)
+        current = "setup"
+        measurer = Measurer(hvd, cfg)
+        if rank == 0:
+            events.emit("facts", **facts, model=measurer.model_info)
+        if args.allreduce_bench:
+            current = "allreduce"
+            _allreduce_bench(hvd, rd, cfg, facts, rank)
+        by_id = {c["config_id"]: c for c in manifest["configs"]}
+        for cid in filter(None, args.configs.split(",")):
+            current = cid
+            if rank == 0:
+                events.emit("config_start", config_id=cid)
+            rows, noise, _ = measurer.measure(by_id[cid])
+            rows_by_rank = hvd.allgather_object(rows)
+            noise_by_rank = hvd.allgather_object(noise)
+            if rank == 0:
+                steps, noise_df, ns = _config_frames(rows_by_rank, noise_by_rank, by_id[cid], n, facts,
+                                                     cfg.get("noise_beta", 0.9))
+                rd.write_part("steps", cid, steps)
+                if not noise_df.empty:
+                    rd.write_part("noise", cid, noise_df)
+                events.emit("config_done", config_id=cid, summary=_summary(steps, ns))
+        current = None
+    except Exception as e:  # any rank: say what failed, then die so horovodrun stops the others
+        msg = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+        events.emit("error", rank=rank, config_id=current, error=msg)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+    return 0
+
+
+def _allreduce_bench(hvd, rd: RunDir, cfg: dict, facts: dict, rank: int) -> None:
+    import pandas as pd
+
+    from . import allreduce_bench
+
+    if rank == 0:
+        events.emit("ar_start")
+    rows = allreduce_bench.run(cfg["allreduce"]["sizes"])
+    if rank == 0:
+        df = pd.DataFrame(rows)
+        df.insert(0, "num_nodes", len(facts["hosts"]))
+        rd.write_part("allreduce", f"n{hvd.size()}", df)
+        events.emit("ar_done")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

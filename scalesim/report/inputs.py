@@ -1,0 +1,177 @@
+"""Read the report's inputs. Every reader raises DataError with one line on unusable input and
+is tolerant of optional columns/keys, because validate and predict outputs may grow fields."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+from ..errors import DataError
+from ..schema import TABLES, open_run, read_json
+
+
+class Runs(NamedTuple):
+    manifests: list          # [(run_id, path, manifest dict)]
+    tables: dict             # table name -> DataFrame of all runs, with a run_id column
+
+
+def load_runs(paths) -> Runs:
+    import pandas as pd
+
+    manifests, frames = [], {t: [] for t in TABLES}
+    for p in paths:
+        rd = open_run(p)
+        m = rd.read_manifest()
+        run_id = str(m.get("run_id") or rd.run_id)
+        manifests.append((run_id, str(rd.path), m))
+        for t in TABLES:
+            try:
+                df = rd.read_table(t)
+            except Exception as e:  # a corrupt part must not hide the rest of the report
+                raise DataError(f"{rd.path}/{t}: unreadable table ({type(e).__name__}: {e})")
+            if not df.empty:
+                frames[t].append(df.assign(run_id=run_id))
+    tables = {t: (pd.concat(fs, ignore_index=True) if fs else pd.DataFrame()) for t, fs in frames.items()}
+    return Runs(manifests, tables)
+
+
+def load_model(path):
+    from ..analysis import modelfile
+
+    return modelfile.load(path)
+
+
+def bootstrap_perfs(model) -> list:
+    """The bootstrap parameter sets that parse; a malformed one is skipped, not fatal."""
+    from ..analysis.modelfile import perf_from_dict
+
+    out = []
+    for b in getattr(model, "bootstrap", None) or []:
+        try:
+            out.append(perf_from_dict(b) if isinstance(b, dict) else b)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def _first(columns, *names):
+    low = {str(c).strip().lower(): c for c in columns}
+    for n in names:
+        if n in low:
+            return low[n]
+    return None
+
+
+def load_validation(path):
+    """Any CSV with `measured` and `predicted` columns; quantity/config/lo/hi are optional."""
+    import numpy as np
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    try:
+        raw = pd.read_csv(p)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"{p}: not a readable CSV ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+    cols = raw.columns
+    meas, pred = _first(cols, "measured"), _first(cols, "predicted")
+    if meas is None or pred is None:
+        raise DataError(f"{p}: validation CSV needs 'measured' and 'predicted' columns (has {', '.join(map(str, cols))})")
+    df = pd.DataFrame({
+        "measured": pd.to_numeric(raw[meas], errors="coerce"),
+        "predicted": pd.to_numeric(raw[pred], errors="coerce"),
+    })
+    q = _first(cols, "quantity", "metric", "target")
+    df["quantity"] = raw[q].astype(str) if q is not None else "value"
+    lab = _first(cols, "config", "label", "config_id", "configuration", "placement")
+    df["config"] = raw[lab].astype(str) if lab is not None else [f"row {i + 1}" for i in range(len(raw))]
+    for name, aliases in (("lo", ("predicted_lo", "lo", "lower")), ("hi", ("predicted_hi", "hi", "upper"))):
+        c = _first(cols, *aliases)
+        if c is not None:
+            df[name] = pd.to_numeric(raw[c], errors="coerce")
+    df = df[np.isfinite(df["measured"]) & np.isfinite(df["predicted"]) & (df["measured"] != 0)]
+    if df.empty:
+        raise DataError(f"{p}: no rows with finite measured and predicted values")
+    df["error_pct"] = 100.0 * (df["predicted"] - df["measured"]) / df["measured"].abs()
+    return df.reset_index(drop=True)
+
+
+class Prediction(NamedTuple):
+    grid: object            # DataFrame: num_nodes, global_batch, time_s, plus any scalar fields
+    marks: list             # [(label, num_nodes, global_batch)]
+    facts: dict             # top-level scalar fields (target, ...), for a small table
+
+
+_NODES = ("num_nodes", "nodes", "n_nodes")
+_BATCH = ("global_batch", "batch", "global_bsz", "batch_size")
+_TIME = ("time_to_target", "predicted_time", "time_s", "time", "seconds", "time_to_target_s", "predicted_time_s")
+_MARKS = ("recommendation", "recommended", "best", "cheapest", "fastest")
+
+
+def _num(v):
+    """A number from a scalar or an interval dict ({median|mid|value|p50, lo, hi})."""
+    if isinstance(v, dict):
+        for k in ("median", "mid", "value", "p50", "mean"):
+            if k in v:
+                return _num(v[k])
+        return None
+    if isinstance(v, bool):
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x
+
+
+def _pick(d: dict, names):
+    for n in names:
+        if n in d:
+            return d[n]
+    return None
+
+
+def _is_cell(d) -> bool:
+    return isinstance(d, dict) and _pick(d, _NODES) is not None and _pick(d, _BATCH) is not None
+
+
+def _cell_lists(obj, found):
+    """All lists of configuration records anywhere in the JSON (the grid is the longest)."""
+    if isinstance(obj, list):
+        if obj and all(_is_cell(x) for x in obj):
+            found.append(obj)
+        for x in obj:
+            _cell_lists(x, found)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _cell_lists(v, found)
+    return found
+
+
+def load_prediction(path) -> Prediction:
+    import pandas as pd
+
+    obj = read_json(path)
+    lists = _cell_lists(obj, [])
+    rows = []
+    for rec in max(lists, key=len) if lists else []:
+        t = _num(_pick(rec, _TIME))
+        row = {"num_nodes": _num(_pick(rec, _NODES)), "global_batch": _num(_pick(rec, _BATCH)),
+               "time_s": t if t is not None and math.isfinite(t) else None}
+        for k, v in rec.items():
+            if k not in row and not isinstance(v, (dict, list)) and k not in _NODES + _BATCH + _TIME:
+                row[k] = v
+        rows.append(row)
+    grid = pd.DataFrame(rows)
+    marks = []
+    if isinstance(obj, dict):
+        for key in _MARKS:
+            rec = obj.get(key)
+            if _is_cell(rec):
+                marks.append((key, _num(_pick(rec, _NODES)), _num(_pick(rec, _BATCH))))
+    facts = {k: v for k, v in obj.items() if not isinstance(v, (dict, list))} if isinstance(obj, dict) else {}
+    if grid.empty and not marks:
+        raise DataError(f"{path}: no time-to-target grid or recommendation found "
+                        f"(expected records with num_nodes and global_batch)")
+    return Prediction(grid, marks, facts)

@@ -1,0 +1,68 @@
+"""`scalesim train`: launch horovodrun with one scalesim.train.worker per rank, draw rank 0's
+progress, and leave a run directory (manifest + one `epochs` part per finished epoch)."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..errors import UsageError
+from ..schema import RunDir
+from . import hvdrun, progress
+from .data import check_available
+from .worker import MODULE, add_training_arguments, base_manifest, config_from_args, mark_failed, to_argv
+
+DEFAULT_RUNS = Path("data/runs")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = ("--batch is the GLOBAL batch: each of the --nodes ranks trains on batch/nodes examples "
+                "per step, and the learning rate follows the Goyal et al. recipe for the global batch.")
+    add_training_arguments(p)
+    p.add_argument("--hosts", default=None, metavar="H1:S1,H2:S2",
+                   help="horovodrun hosts and slots (default: localhost with --nodes slots)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="run directory (default data/runs/train-<model>-<dataset>-n<N>-b<B>-<time>)")
+    p.add_argument("--dump-weights", default=None, help=argparse.SUPPRESS)
+
+
+def default_out(cfg) -> Path:
+    return DEFAULT_RUNS / f"train-{cfg.model}-{cfg.dataset}-n{cfg.nodes}-b{cfg.batch}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run(args) -> int:
+    cfg = config_from_args(args).check()
+    check_available(cfg.dataset, cfg.data)
+    hosts = hvdrun.parse_hosts(args.hosts, cfg.nodes)
+    rundir = RunDir(args.out or default_out(cfg))
+    if rundir.exists():
+        raise UsageError(f"{rundir.path} already holds a run; choose another --out")
+    cfg.out, cfg.progress = str(rundir.path), "events"
+    if cfg.data:
+        cfg.data = str(Path(cfg.data).resolve())
+    manifest = base_manifest(cfg, rundir.run_id)
+    manifest["hosts_requested"] = hvdrun.hosts_arg(hosts)
+    manifest["configs"][0]["num_nodes"] = hvdrun.num_hosts_used(hosts, cfg.nodes)
+    rundir.write_manifest(manifest)
+
+    cmd = hvdrun.build_command(cfg.nodes, hosts, MODULE, to_argv(cfg))
+    renderer = progress.Renderer()
+
+    def on_line(rank, text):
+        ev = progress.parse(text) if rank == 0 else None
+        if ev is not None:
+            renderer.feed(ev)
+        else:
+            hvdrun.echo_line(rank, text)
+
+    try:
+        code = hvdrun.run(cmd, on_line)
+    finally:
+        renderer.close()
+    if code != 0:
+        if rundir.read_manifest().get("status") == "running":
+            mark_failed(cfg.out, f"horovodrun exited with code {code}")
+        raise hvdrun.LaunchFailed(f"horovodrun exited with code {code} (rank output above); "
+                                  f"completed epochs are in {rundir.path}")
+    print(f"run directory: {rundir.path}")
+    return 0

@@ -1,0 +1,170 @@
+"""The data-parallel training step (Goyal et al. 2017), with its phases exposed for measurement.
+
+    grads, loss, acc = trainer.compute_grads(x, y)     forward + backward on the local batch
+    reduced          = trainer.allreduce(grads)         hvd.grouped_allreduce(op=Sum)
+    trainer.apply(reduced, lr)                          momentum SGD update
+    loss, acc        = trainer.train_step(x, y, lr)     the production step: all three fused in
+                                                        one tf.function (what `train` runs)
+
+Loss normalisation: every rank divides its summed per-example loss by the GLOBAL batch
+(num_replicas * local_batch), so summing the ranks' gradients gives the mean gradient of the global
+batch (Goyal Sec. 3, "remark 3"). Consequently:
+    local per-sample-mean gradient  = num_replicas * grads          (|.|^2 scales by n^2)
+    global per-sample-mean gradient = reduced
+`Trainer.local_mean_scale` holds that factor n (and `loss_scale == "global"` names the convention,
+as in scalesim.measure.noise.local_mean_scale). The `loss`/`acc` returned are the LOCAL batch's mean
+cross-entropy and accuracy, for monitoring.
+
+Update (Goyal eq. 10, with momentum correction eq. 11 when the learning rate changes):
+    u <- m * (lr_t / lr_{t-1} if momentum_correction else 1) * u + lr_t * (g + wd * w);  w <- w - u
+With correction this equals the usual "v <- m v + g; w <- w - lr v" form. Weight decay is added to
+the gradient (an L2 term in the loss) and, with wd_exclude_bn_bias, skipped for 1-D variables (BN
+gamma/beta and biases).
+
+Horovod is optional: with hvd=None (or Horovod not initialised) the trainer is a single process
+and allreduce is the identity. Batch-norm statistics stay per rank during training (per-worker BN);
+`sync_bn_stats` averages them before evaluation.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from .recipe import Recipe
+
+
+def horovod_if_initialised():
+    """horovod.tensorflow when it is importable and hvd.init() was called, else None."""
+    try:
+        import horovod.tensorflow as hvd
+    except ImportError:
+        return None
+    try:
+        return hvd if hvd.is_initialized() else None
+    except Exception:   # is_initialized raises on some builds before init
+        return None
+
+
+def sqnorm(tensors):
+    """Sum of squares over a list of tensors (|g|^2 of a gradient)."""
+    return tf.add_n([tf.reduce_sum(tf.square(tf.cast(t, tf.float32))) for t in tensors])
+
+
+class Trainer:
+    loss_scale = "global"
+
+    def __init__(self, model, recipe: Recipe = Recipe(), hvd="auto"):
+        self.model, self.recipe = model, recipe
+        self.hvd = horovod_if_initialised() if hvd == "auto" else hvd
+        self.num_replicas = self.hvd.size() if self.hvd else 1
+        self.rank = self.hvd.rank() if self.hvd else 0
+        self.local_mean_scale = float(self.num_replicas)
+        self.variables = list(model.trainable_variables)
+        exclude = recipe.wd_exclude_bn_bias
+        self._wd = [0.0 if exclude and len(v.shape) <= 1 else float(recipe.weight_decay)
+                    for v in self.variables]
+        self.velocity = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False,
+                                     name=f"velocity_{i}") for i, v in enumerate(self.variables)]
+        self.prev_lr = tf.Variable(0.0, trainable=False, name="prev_lr")
+        self.compute_grads = tf.function(self._compute_grads)
+        self.allreduce = tf.function(self._allreduce)
+        self._apply_fn = tf.function(self._apply)
+        self._train_fn = tf.function(self._train_step)
+        self._eval_fn = tf.function(self._eval_batch, reduce_retracing=True)
+
+    # --- phases --------------------------------------------------------------------------
+    def _compute_grads(self, x, y):
+        local = tf.shape(x)[0]
+        global_batch = tf.cast(local * self.num_replicas, tf.float32)
+        with tf.GradientTape() as tape:
+            logits = self.model(x, training=True)
+            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            loss = tf.reduce_sum(per_example) / global_batch
+        grads = tape.gradient(loss, self.variables)
+        acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=y.dtype), y), tf.float32))
+        return grads, tf.reduce_mean(per_example), acc
+
+    def _allreduce(self, grads):
+        if self.num_replicas == 1:
+            return list(grads)
+        # Sum, not Average: the loss is already divided by the global batch.
+        return self.hvd.grouped_allreduce(list(grads), op=self.hvd.Sum)
+
+    def _apply(self, grads, lr):
+        lr = tf.cast(lr, tf.float32)
+        mom = tf.constant(self.recipe.momentum, tf.float32)
+        if self.recipe.momentum_correction:
+            mom = mom * tf.where(self.prev_lr > 0.0, lr / tf.maximum(self.prev_lr, 1e-30), 1.0)
+        for v, g, u, wd in zip(self.variables, grads, self.velocity, self._wd):
+            if wd:
+                g = g + wd * v
+            u.assign(mom * u + lr * g)
+            v.assign_sub(u)
+        self.prev_lr.assign(lr)
+
+    def _train_step(self, x, y, lr):
+        grads, loss, acc = self._compute_grads(x, y)
+        self._apply(self._allreduce(grads), lr)
+        return loss, acc
+
+    # --- public entry points (lr as a tensor so a new value never retraces) ---------------
+    def apply(self, grads, lr):
+        return self._apply_fn(grads, tf.constant(lr, tf.float32))
+
+    def train_step(self, x, y, lr):
+        return self._train_fn(x, y, tf.constant(lr, tf.float32))
+
+    # --- distributed state -----------------------------------------------------------------
+    def state_variables(self):
+        return list(self.model.variables) + self.velocity + [self.prev_lr]
+
+    def broadcast_variables(self, root_rank: int = 0):
+        """Copy every model and optimizer variable from root_rank (call once, after building)."""
+        if self.num_replicas == 1:
+            return
+        hvd, vs = self.hvd, self.state_variables()
+
+        @tf.function
+        def bcast():
+            for i, v in enumerate(vs):
+                v.assign(hvd.broadcast(tf.convert_to_tensor(v), root_rank, name=f"scalesim_bcast_{i}"))
+
+        bcast()
+
+    def sync_bn_stats(self):
+        """Average the per-rank BN moving statistics (per-worker BN lets them drift apart)."""
+        stats = [v for v in self.model.non_trainable_variables]
+        if self.num_replicas == 1 or not stats:
+            return
+        hvd = self.hvd
+
+        @tf.function
+        def sync():
+            avg = hvd.grouped_allreduce([tf.convert_to_tensor(v) for v in stats], op=hvd.Average)
+            for v, a in zip(stats, avg):
+                v.assign(a)
+
+        sync()
+
+    # --- evaluation ------------------------------------------------------------------------
+    def _eval_batch(self, x, y):
+        logits = self.model(x, training=False)
+        loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=y.dtype), y), tf.float32))
+        return loss, correct
+
+    def evaluate(self, x, y, batch_size: int = 256):
+        """(mean loss, accuracy) over the union of every rank's shard (x, y are this rank's)."""
+        self.sync_bn_stats()
+        totals = np.zeros(3)
+        for i in range(0, len(x), batch_size):
+            loss, correct = self._eval_fn(x[i:i + batch_size], y[i:i + batch_size])
+            totals += (float(loss), float(correct), len(x[i:i + batch_size]))
+        totals = self.sum_across_ranks(totals)
+        return (totals[0] / totals[2], totals[1] / totals[2]) if totals[2] else (float("nan"),) * 2
+
+    def sum_across_ranks(self, values) -> np.ndarray:
+        values = np.asarray(values, np.float64)
+        if self.num_replicas == 1:
+            return values
+        return self.hvd.allreduce(tf.constant(values), op=self.hvd.Sum, name="scalesim_sum").numpy()
