@@ -9,19 +9,32 @@
 Tables and their columns (SI units: seconds, bytes, bytes/s):
   steps      config_id, num_nodes, num_replicas, local_batch, global_batch, rank, step,
              mode ('instrumented' | 'production'), data_time, compute_time, allreduce_time,
-             update_time, step_time, bytes_reduced
-             (production rows carry step_time only; the split columns are NaN there)
+             update_time, step_time, bytes_reduced, ranks_per_host, threads_per_rank,
+             cores_per_host
+             (production rows carry step_time only; the split columns are NaN there. step_time
+             of both modes includes fetching the batch; instrumented step_time = sum of the split.
+             num_nodes = hosts the ranks ran on, num_replicas = Horovod ranks; ranks_per_host x
+             threads_per_rank / cores_per_host > 1 means ranks share cores)
   allreduce  num_nodes, num_replicas, size_bytes, iters, time (mean s per allreduce),
              algbw, busbw   (nccl-tests definitions: algbw = S/t, busbw = algbw * 2(n-1)/n)
   noise      config_id, num_replicas, local_batch, step, local_sqnorm, global_sqnorm,
-             grad_sqr, grad_var, b_simple   (McCandlish et al. 2018, App. A.1)
+             grad_sqr, grad_var, b_simple   (McCandlish et al. 2018, App. A.1),
+             ema_grad_sqr, ema_grad_var (bias-corrected EMAs; b_simple = their ratio),
+             b_small, b_big (the batch sizes of local_sqnorm and global_sqnorm: b and n*b, or
+             b/2 and b with one rank, where the batch is split in halves)
   epochs     epoch, lr, train_loss, train_acc, test_loss, test_acc, images_per_sec,
              elapsed, steps   (training runs)
+  timeline   num_replicas, tensor, activity, depth, count, total_time, mean_time, size_bytes
+             (optional: parsed Horovod Timeline, `measure --timeline`)
 
 Manifest keys: schema, run_id, kind ('measure' | 'train'), created, config (full CLI config),
 hosts [{hostname, ranks, cores}], threads_per_rank, versions {python, tensorflow, keras,
 horovod, scalesim, git_commit}, model {name, params, grad_bytes}, configs [{config_id,
 num_nodes, num_replicas, local_batch, status ('pending'|'done'|'failed'), error}].
+Measure runs add: cores_per_host, configs[].{global_batch, ranks_per_host, threads_per_rank,
+summary {step_time, images_per_sec, data_time, compute_time, allreduce_time, update_time,
+instrumented_step_time, b_simple, noise_skipped, steps}}, allreduce_benchmarks [{num_replicas,
+status, error}], launch_hosts {num_replicas: hosts}, noise_nonfinite_skipped.
 """
 from __future__ import annotations
 
@@ -34,7 +47,7 @@ from typing import Any
 from .errors import DataError
 
 SCHEMA = "scalesim.run/1"
-TABLES = ("steps", "allreduce", "noise", "epochs")
+TABLES = ("steps", "allreduce", "noise", "epochs", "timeline")
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:

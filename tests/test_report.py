@@ -52,7 +52,7 @@ def inputs_dir(tmp_path_factory):
             "prediction": synth.make_prediction(d / "prediction.json"), "dir": d}
 
 
-def _report(args, out, capsys=None):
+def _report(args, out):
     rc = main(["report", *map(str, args), "--out", str(out)])
     return rc, out.read_text() if out.exists() else ""
 
@@ -116,7 +116,7 @@ def test_missing_tables_still_render_with_notes(tmp_path):
     rc, text = _report([tmp_path / "no-steps"], tmp_path / "b.html")
     assert rc == 0
     assert _tags(text).chart_ids == ["chart-allreduce-time", "chart-allreduce-busbw"]
-    assert "No steps table" in " ".join(_notes(text))
+    assert "No usable steps table" in " ".join(_notes(text))
 
 
 def test_production_only_steps_have_no_split_but_still_scale(tmp_path):

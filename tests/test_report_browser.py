@@ -9,7 +9,6 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
 
 import report_synth as synth
 from scalesim.cli import main

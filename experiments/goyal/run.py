@@ -13,6 +13,7 @@ this script under horovodrun (--worker) on real ranks.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -23,12 +24,17 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path[:0] = [str(HERE), str(REPO)]
 
-from protocol import FULL, QUICK, Point, plan  # noqa: E402
+from goyal_protocol import FULL, QUICK, Point, plan  # noqa: E402
 from scalesim.schema import read_json, write_json  # noqa: E402
 
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def die(msg: str):
+    print(f"run.py: error: {msg}", file=sys.stderr)
+    sys.exit(2)
 
 
 def point_path(out: Path, point: Point) -> Path:
@@ -46,13 +52,13 @@ def is_done(out: Path, point: Point) -> bool:
 def check_protocol(out: Path, proto) -> None:
     f = out / "protocol.json"
     want = {**proto._asdict(), "plan": [pt.id for pt in plan(proto)]}
-    want = {k: (list(v) if isinstance(v, tuple) else v) for k, v in want.items()}
+    want = json.loads(json.dumps(want))   # compare as stored: tuples become lists
     if f.is_file():
         have = read_json(f)
-        diff = sorted(k for k in want if k != "plan" and have.get(k) != want[k])
+        # targets only change the analysis, so they may be revised without re-training
+        diff = sorted(k for k in want if k not in ("plan", "targets") and have.get(k) != want[k])
         if diff:
-            sys.exit(f"run.py: error: {out} holds points of a different protocol (differs in {', '.join(diff)}); "
-                     f"use another --out")
+            die(f"{out} holds points of a different protocol (differs in {', '.join(diff)}); use another --out")
     write_json(f, want)
 
 
@@ -81,7 +87,7 @@ def worker(args, proto) -> int:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     hvd.init()
     point = next(pt for pt in plan(proto) if pt.id == args.worker)
-    import driver
+    import goyal_driver as driver
 
     rec = driver.train_point(proto, point, driver.load_data(proto), hvd=hvd, log=log)
     if hvd.rank() == 0:
@@ -110,7 +116,7 @@ def main(argv=None) -> int:
         wanted = set(args.only.split(","))
         unknown = wanted - {pt.id for pt in todo}
         if unknown:
-            sys.exit(f"run.py: error: unknown point id(s) {', '.join(sorted(unknown))}")
+            die(f"unknown point id(s) {', '.join(sorted(unknown))}; see {out / 'protocol.json'} for the plan")
         todo = [pt for pt in todo if pt.id in wanted]
     if args.no_hvd:
         todo = [pt for pt in todo if pt.ranks == 1]
@@ -125,7 +131,7 @@ def main(argv=None) -> int:
             if pt.ranks > 1:
                 ok = run_hvd(pt, out, args.quick, args.hvd_timeout)
             else:
-                import driver
+                import goyal_driver as driver
 
                 try:
                     data = data or driver.load_data(proto)
@@ -143,7 +149,7 @@ def main(argv=None) -> int:
             else:
                 failed.append(pt.id)
         log(f"training finished in {time.time() - t_start:.0f} s; failed: {failed or 'none'}")
-    import analysis
+    import goyal_analysis as analysis
 
     summary = analysis.analyse(out, proto)
     log("analysis written: " + ", ".join(summary["files"]))

@@ -9,14 +9,14 @@ failed configuration does not abort the others, and prints a summary at the end.
 from __future__ import annotations
 
 import datetime as _dt
-import platform
 import socket
-import subprocess
 from pathlib import Path
 
 from .. import __version__
-from ..errors import UsageError
+from ..errors import DataError, UsageError
 from ..schema import RunDir, open_run
+from ..train import MODELS
+from ..train import data as tdata
 from ..train import hvdrun
 from . import allreduce_bench
 from .launcher import run_launch
@@ -40,7 +40,8 @@ def add_arguments(p) -> None:
     g.add_argument("--width", type=int, help="filters of the model's first stage (default: the model's own; "
                                              "smaller is cheaper, for tests)")
     g.add_argument("--dataset", default="fashion-mnist", help="dataset name (default fashion-mnist)")
-    g.add_argument("--data-path", help="dataset directory (default: the dataset's standard location)")
+    g.add_argument("--data", dest="data_path", metavar="PATH",
+                   help="dataset directory or file (default: the dataset's standard location)")
     g.add_argument("--lr", type=float, default=0.1,
                    help="learning rate for the measured steps (default 0.1, Goyal's warmup start)")
     g.add_argument("--seed", type=int, default=0)
@@ -148,12 +149,13 @@ def config_from_args(args) -> dict:
     threads = str(args.threads_per_rank)
     if threads != "auto" and not (threads.isdigit() and int(threads) >= 1):
         raise UsageError("--threads-per-rank must be 'auto' or a positive integer")
+    if args.model not in MODELS:
+        raise UsageError(f"unknown model {args.model!r}; choose one of {', '.join(MODELS)}")
+    tdata.check_available(args.dataset, args.data_path)
     if args.width is not None and args.width < 1:
         raise UsageError("--width must be >= 1")
-    if args.data_path and not Path(args.data_path).exists():
-        raise UsageError(f"--data-path {args.data_path}: no such file or directory")
     return {
-        "model": args.model, "width": args.width, "dataset": args.dataset, "data_path": args.data_path,
+        "model": args.model, "width": args.width, "dataset": args.dataset, "data_path": str(Path(args.data_path).resolve()) if args.data_path else None,
         "node_counts": counts, "local_batches": batches, "steps": args.steps, "warmup": args.warmup,
         "block": args.block, "lr": args.lr, "seed": args.seed, "noise_beta": args.noise_beta,
         "hosts": hosts, "threads_per_rank": int(threads) if threads.isdigit() else threads,
@@ -180,20 +182,6 @@ def resolve_run(ref: str) -> RunDir:
     return open_run(p)
 
 
-def _git_commit() -> str | None:
-    pkg = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(["git", "-C", str(pkg), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(pkg), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
 def create_run(config: dict, out: str | None, name: str | None) -> RunDir:
     short = name or f"{config['model']}-{DATASET_SHORT.get(config['dataset'], config['dataset'])}"
     run_id = f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{short}"
@@ -211,7 +199,7 @@ def create_run(config: dict, out: str | None, name: str | None) -> RunDir:
         # Replaced by what the ranks report (hostname, ranks, cores of every host they ran on).
         "hosts": [{"hostname": socket.gethostname(), "ranks": max(config["node_counts"]), "cores": cores}],
         "cores_per_host": cores, "threads_per_rank": config["threads_per_rank"],
-        "versions": {"python": platform.python_version(), "scalesim": __version__, "git_commit": _git_commit()},
+        "versions": {"scalesim": __version__},  # completed by the ranks (TF, Keras, Horovod, git commit)
         "model": None, "configs": configs, "allreduce_benchmarks": ar if config["allreduce"]["enabled"] else [],
         "noise_nonfinite_skipped": 0,
     })
@@ -223,6 +211,14 @@ def _reset_unfinished(rd: RunDir) -> None:
     for c in m["configs"] + m.get("allreduce_benchmarks", []):
         if c["status"] != "done":
             c["status"] = "pending"
+    rd.write_manifest(m)
+
+
+def _fail_all(rd: RunDir, error: str) -> None:
+    m = rd.read_manifest()
+    for c in m["configs"] + m.get("allreduce_benchmarks", []):
+        if c["status"] != "done":
+            c.update(status="failed", error=error)
     rd.write_manifest(m)
 
 
@@ -240,12 +236,15 @@ def run_campaign(rd: RunDir, progress: bool = True) -> int:
         for n in m["config"]["node_counts"]:
             ids = [c["config_id"] for c in todo if c["num_replicas"] == n]
             bench = any(a["num_replicas"] == n for a in ar_todo)
-            attempt = 0
             while ids or bench:
-                attempt += 1
+                # Attempts count across resumes too, so no launch log is overwritten.
+                attempt = 1 + len(list((rd.path / "logs").glob(f"n{n}-*.log")))
                 res = run_launch(rd, n, ids, bench, attempt, bar)
                 ids = [i for i in ids if i not in res.finished]
                 bench = bench and not res.bench_finished
+                if res.fatal:
+                    _fail_all(rd, res.fatal)
+                    raise DataError(res.fatal)
                 if res.ok or not res.progressed:
                     # Nothing advanced: give up on this node count rather than loop forever.
                     if ids or bench:

@@ -23,6 +23,7 @@ class LaunchResult:
     finished: set = field(default_factory=set)      # config ids that reached done or failed
     bench_finished: bool = False
     error: str | None = None
+    fatal: str | None = None                         # bad input every launch would hit
 
     @property
     def progressed(self) -> bool:
@@ -114,7 +115,8 @@ def run_launch(rd: RunDir, n: int, ids: list[str], bench: bool, attempt: int, ba
             _set_status(rd, "configs", "config_id", current, "failed", res.error)
             res.finished.add(current)
             bar.update(1)
-        bar.write(f"n={n}: {res.error} (log: {log_path})")
+        if not res.fatal:  # a fatal error is reported once, by the CLI
+            bar.write(f"n={n}: {res.error} (log: {log_path})")
     if rd.read_manifest()["config"].get("timeline"):
         _parse_timeline(rd, n, attempt)
     return res
@@ -167,6 +169,8 @@ def _handle(rd: RunDir, n: int, ev: dict, res: LaunchResult, current, rank_error
         bar.update(1)
     elif kind == "error":
         rank_errors[int(ev.get("rank", -1))] = ev.get("error", "")
+        if ev.get("fatal"):
+            res.fatal = ev.get("error", "")
     return current
 
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import socket
 import sys
 import time
 
 import numpy as np
 
+from ..errors import ScalesimError
 from ..schema import RunDir
 from . import events
 
@@ -169,22 +169,10 @@ class Measurer:
 
 
 def _facts(hvd, threads: tuple[int, int]) -> dict:
-    """Every rank's host, gathered; hosts in order of first rank."""
-    import horovod
-    import keras
-    import tensorflow as tf
+    from ..train.worker import hosts_facts, versions
 
-    from ..train.hvdrun import usable_cores
-
-    mine = {"hostname": socket.gethostname(), "cores": usable_cores(), "rank": hvd.rank()}
-    everyone = hvd.allgather_object(mine)
-    hosts: dict = {}
-    for r in everyone:
-        h = hosts.setdefault(r["hostname"], {"hostname": r["hostname"], "ranks": 0, "cores": r["cores"]})
-        h["ranks"] += 1
-    return {"hosts": list(hosts.values()), "threads_per_rank": threads[0], "inter_op_threads": threads[1],
-            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
-                         "horovod": horovod.__version__}}
+    return {"hosts": hosts_facts(hvd), "threads_per_rank": threads[0], "inter_op_threads": threads[1],
+            "versions": versions()}
 
 
 def _config_frames(rows_by_rank, noise_by_rank, c: dict, n: int, facts: dict, beta: float):
@@ -279,8 +267,10 @@ def main(argv=None) -> int:
                 events.emit("config_done", config_id=cid, summary=_summary(steps, ns))
         current = None
     except Exception as e:  # any rank: say what failed, then die so horovodrun stops the others
-        msg = f"{type(e).__name__}: {e}".splitlines()[0][:300]
-        events.emit("error", rank=rank, config_id=current, error=msg)
+        msg = (str(e) if isinstance(e, ScalesimError) else f"{type(e).__name__}: {e}").splitlines()[0][:300]
+        # Bad input found while setting up (unknown model, missing dataset) fails every launch alike.
+        events.emit("error", rank=rank, config_id=current, error=msg,
+                    fatal=current == "setup" and isinstance(e, ScalesimError))
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(1)

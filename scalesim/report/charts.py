@@ -145,7 +145,7 @@ def gradient_noise(frame: pd.DataFrame, bn: float | None = None, bn_source: str 
         x=alt.X("step:Q", title="Training step"), y=y, color=color, tooltip=tip)
     line = alt.Chart(frame).mark_line(clip=True).encode(x="step:Q", y="smoothed:Q", color=color, tooltip=tip)
     layers = [pts, line]
-    sub = "dots: per-step estimate; line: ratio of moving averages of tr(Sigma) and |G|^2"
+    sub = "dots: B_simple as recorded per step; line: ratio of moving averages of tr(Sigma) and |G|^2"
     if bn is not None:
         layers.append(alt.Chart(pd.DataFrame({"b": [bn], "src": [bn_source]})).mark_rule(
             color="black", strokeDash=[4, 4]).encode(

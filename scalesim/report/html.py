@@ -71,7 +71,7 @@ def run(args) -> int:
         out.chmod(0o644)  # the atomic writer's temp file is private; a report is for sharing
         pngs = write_pngs(secs, out) if args.png else []
     except OSError as e:
-        raise DataError(f"cannot write {e.filename or out}: {e.strerror or e}")
+        raise DataError(f"cannot write {out}: {e.strerror or e}")
     n_charts = sum(len(s.charts) for s in secs)
     missing = [n for s in secs for n in s.notes]
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {n_charts} charts"

@@ -77,7 +77,8 @@ def load_validation(path):
     cols = raw.columns
     meas, pred = _first(cols, "measured"), _first(cols, "predicted")
     if meas is None or pred is None:
-        raise DataError(f"{p}: validation CSV needs 'measured' and 'predicted' columns (has {', '.join(map(str, cols))})")
+        have = ", ".join(str(c)[:30] for c in cols[:8]) + (", ..." if len(cols) > 8 else "")
+        raise DataError(f"{p}: validation CSV needs 'measured' and 'predicted' columns (has {have})")
     df = pd.DataFrame({
         "measured": pd.to_numeric(raw[meas], errors="coerce"),
         "predicted": pd.to_numeric(raw[pred], errors="coerce"),

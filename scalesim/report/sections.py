@@ -14,7 +14,9 @@ def _spec(chart) -> dict:
     import altair as alt
 
     with alt.data_transformers.disable_max_rows():
-        return chart.to_dict()
+        spec = chart.to_dict()
+    json.dumps(spec, allow_nan=False)  # the page embeds strict JSON: fail here, as a note, not later
+    return spec
 
 
 def _add(charts_out: list, notes: list, name: str, what: str, build):
@@ -28,8 +30,8 @@ def _add(charts_out: list, notes: list, name: str, what: str, build):
 def scaling(summary, model, boots, host) -> Section:
     out, notes = [], []
     if summary.empty:
-        notes.append("No steps table in the run directories: throughput and scaling efficiency need a "
-                     "`scalesim measure` run.")
+        notes.append("No usable steps table in the run directories (config, scale, step and step_time columns): "
+                     "throughput and scaling efficiency need a `scalesim measure` run.")
         return Section("scaling", "Throughput and scaling efficiency", out, notes)
     axis, axis_title = frames.scale_axis(summary)
     fitted = None
@@ -51,7 +53,9 @@ def scaling(summary, model, boots, host) -> Section:
 def split(summary) -> Section:
     out, notes = [], []
     long = frames.step_split(summary) if not summary.empty else None
-    if long is None or long.empty:
+    if long is None:
+        notes.append("No usable steps table: no step-time split.")
+    elif long.empty:
         notes.append("No instrumented steps (data / compute / allreduce / update columns) in the steps table: "
                      "no step-time split.")
     else:
@@ -176,6 +180,9 @@ def run_facts(manifests, tables) -> Section:
         rows += _flat("versions", m.get("versions") or {}, [])
         rows += _flat("model", m.get("model") or {}, [])
         rows += _flat("config", m.get("config") or {}, [])
+        shown = {"schema", "run_id", "kind", "created", "hosts", "threads_per_rank", "versions", "model",
+                 "config", "configs"}
+        rows += [(k, json.dumps(v) if isinstance(v, (dict, list)) else _fmt(v)) for k, v in m.items() if k not in shown]
         for t, df in tables.items():
             n = int((df["run_id"] == run_id).sum()) if not df.empty else 0
             rows.append((f"table {t}", f"{n} rows" if n else "missing"))

@@ -130,17 +130,37 @@ def run(cmd: list[str], on_line: Callable[[int | None, str], None] | None = None
     """Run horovodrun, handing every output line (rank, text) to on_line (default: echo rank 0
     as is, other ranks with their prefix). Returns horovodrun's exit code."""
     on_line = on_line or echo_line
+    hide = _TracebackFilter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             errors="replace", env=rank_env(env), bufsize=1)
     try:
         for raw in proc.stdout:
             rank, text = split_prefix(raw.rstrip("\n"))
-            on_line(rank, text)
+            if not hide(rank, text):
+                on_line(rank, text)
         return proc.wait()
     except KeyboardInterrupt:
         proc.terminate()
         proc.wait()
         raise
+
+
+class _TracebackFilter:
+    """Hides horovodrun's own Python traceback when a rank fails: the ranks' output already says
+    why, horovodrun's "Process name / Exit code" lines say which, and the caller adds one line."""
+
+    def __init__(self):
+        self.inside = False
+
+    def __call__(self, rank, text) -> bool:
+        if rank is not None:
+            return False
+        if text.startswith("Traceback (most recent call last)"):
+            self.inside = True
+        if self.inside and text.startswith("RuntimeError: Horovod detected"):
+            self.inside = False
+            return True
+        return self.inside
 
 
 def echo_line(rank: int | None, text: str) -> None:

@@ -10,7 +10,8 @@ from ..errors import UsageError
 from ..schema import RunDir
 from . import hvdrun, progress
 from .data import check_available
-from .worker import MODULE, add_training_arguments, base_manifest, config_from_args, mark_failed, to_argv
+from .config import add_training_arguments, config_from_args, to_argv
+from .worker import MODULE, base_manifest, mark_failed
 
 DEFAULT_RUNS = Path("data/runs")
 

@@ -45,7 +45,8 @@ class Renderer:
 
             self._close()
             self._bar = tqdm(total=ev["steps"], desc=f"epoch {ev['epoch'] + 1}/{ev['epochs']}",
-                             unit="step", file=self.file, leave=False, dynamic_ncols=True)
+                             unit="step", file=self.file, leave=False, dynamic_ncols=True,
+                             disable=None)   # None: no bar when not on a terminal
         elif kind == "step" and self._bar is not None:
             self._bar.update(ev["step"] - self._bar.n)
             self._bar.set_postfix(loss=f"{ev['loss']:.3f}", lr=f"{ev['lr']:.3g}", refresh=False)

@@ -3,8 +3,8 @@
 Every rank loads the dataset, takes its slice of each global batch from a per-epoch permutation
 shared by all ranks (a fresh random partition per epoch), starts from rank 0's variables, and runs
 the fused step. Rank 0 alone writes the run directory: the manifest, then one `epochs` part per
-epoch as soon as the epoch ends. No TensorFlow at module level (the launcher imports this module
-for its argument definitions).
+epoch as soon as the epoch ends. No TensorFlow at module level (the launcher and `scalesim measure`
+import its run-directory helpers).
 """
 from __future__ import annotations
 
@@ -14,146 +14,12 @@ import platform
 import socket
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 
 from ..errors import ScalesimError, UsageError
-from .recipe import Recipe
+from .config import TrainConfig, add_training_arguments, config_from_args
 
 MODULE = "scalesim.train.worker"
-
-
-@dataclass
-class TrainConfig:
-    model: str = "resnet20"
-    dataset: str = "fashion-mnist"
-    data: str | None = None
-    batch: int = 128                 # GLOBAL batch
-    epochs: int = 1
-    nodes: int = 1                   # ranks
-    train_subset: int | None = None
-    test_subset: int | None = None
-    eval: bool = True
-    max_steps: int | None = None     # per epoch, for quick runs and tests
-    threads: str = "auto"
-    seed: int = 0
-    width: int | None = None
-    zero_init_residual: bool = True
-    ghost_batch: int | None = None
-    lr_rule: str = "linear"
-    ref_lr: float = 0.1
-    ref_batch: int = 256
-    warmup_epochs: float = 5.0
-    decay_epochs: tuple = ()
-    decay_factor: float = 0.1
-    momentum: float = 0.9
-    momentum_correction: bool = True
-    weight_decay: float = 1e-4
-    wd_exclude_bn_bias: bool = True
-    out: str | None = None
-    dump_weights: str | None = None  # directory: rank<r>.npz with initial and final variables
-    progress: str = "bar"            # bar (tqdm on rank 0) | events (for the launcher) | none
-
-    @property
-    def local_batch(self) -> int:
-        return self.batch // self.nodes
-
-    def recipe(self) -> Recipe:
-        return Recipe(self.ref_lr, self.ref_batch, self.lr_rule, self.warmup_epochs,
-                      tuple(self.decay_epochs), self.decay_factor, self.momentum,
-                      self.momentum_correction, self.weight_decay, self.wd_exclude_bn_bias)
-
-    def check(self) -> "TrainConfig":
-        from .data import DATASETS
-        from . import MODELS
-
-        if self.nodes < 1:
-            raise UsageError(f"--nodes must be at least 1 (got {self.nodes})")
-        if self.batch < 1 or self.batch % self.nodes:
-            raise UsageError(f"--batch {self.batch} must be a positive multiple of --nodes {self.nodes} "
-                             "(it is the global batch, split evenly across ranks)")
-        if self.epochs < 1:
-            raise UsageError(f"--epochs must be at least 1 (got {self.epochs})")
-        if self.model not in MODELS:
-            raise UsageError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-        if self.dataset not in DATASETS:
-            raise UsageError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        for name in ("train_subset", "test_subset", "max_steps", "width", "ghost_batch"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be positive (got {v})")
-        if self.threads != "auto" and not (str(self.threads).isdigit() and int(self.threads) > 0):
-            raise UsageError(f"--threads must be 'auto' or a positive integer (got {self.threads!r})")
-        self.recipe().schedule(self.batch)
-        return self
-
-
-def add_training_arguments(p: argparse.ArgumentParser) -> None:
-    """The training flags shared by `scalesim train` and the worker."""
-    d = TrainConfig()
-    p.add_argument("--nodes", type=int, default=d.nodes,
-                   help="data-parallel workers = Horovod ranks (-np); local processes unless --hosts")
-    p.add_argument("--batch", type=int, default=d.batch,
-                   help="GLOBAL batch size (summed over all ranks; each rank gets batch/nodes)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--model", default=d.model, help="resnet20 | resnet32 | resnet56 | resnet50")
-    p.add_argument("--dataset", default=d.dataset, help="fashion-mnist | synthetic | npz | folder")
-    p.add_argument("--data", default=None, metavar="PATH",
-                   help="dataset location (Fashion-MNIST dir, .npz file, or image folder)")
-    p.add_argument("--train-subset", type=int, default=None, metavar="N",
-                   help="train on a fixed random subset of N examples")
-    p.add_argument("--test-subset", type=int, default=None, metavar="N")
-    p.add_argument("--no-eval", dest="eval", action="store_false", help="skip test-set evaluation")
-    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="at most N steps per epoch")
-    p.add_argument("--threads", default=d.threads,
-                   help="TensorFlow intra-op threads per rank: 'auto' = cores // ranks on the host")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--width", type=int, default=None,
-                   help="first-stage filters (default 16 CIFAR ResNets, 64 ResNet-50)")
-    p.add_argument("--no-zero-init-residual", dest="zero_init_residual", action="store_false",
-                   help="start each residual branch's last BN gamma at 1 instead of 0")
-    p.add_argument("--ghost-batch", type=int, default=None, metavar="G",
-                   help="normalise BN over groups of G examples within each rank's batch")
-    g = p.add_argument_group("learning-rate recipe (Goyal et al. 2017)")
-    g.add_argument("--lr-rule", default=d.lr_rule, help="linear (eta = ref_lr*B/ref_batch) | sqrt | none")
-    g.add_argument("--ref-lr", type=float, default=d.ref_lr)
-    g.add_argument("--ref-batch", type=int, default=d.ref_batch)
-    g.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    g.add_argument("--decay-epochs", type=_floats, default=(), metavar="E1,E2",
-                   help="epochs at which the LR is multiplied by --decay-factor")
-    g.add_argument("--decay-factor", type=float, default=d.decay_factor)
-    g.add_argument("--momentum", type=float, default=d.momentum)
-    g.add_argument("--no-momentum-correction", dest="momentum_correction", action="store_false")
-    g.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    g.add_argument("--wd-on-bn-bias", dest="wd_exclude_bn_bias", action="store_false",
-                   help="also decay BN gamma/beta and biases")
-
-
-def _floats(text: str) -> tuple:
-    try:
-        return tuple(float(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of epochs: {text!r}") from None
-
-
-def config_from_args(args) -> TrainConfig:
-    names = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
-
-
-def to_argv(cfg: TrainConfig) -> list[str]:
-    """Worker command-line flags reproducing cfg (the inverse of the parser)."""
-    d, argv = TrainConfig(), []
-    negated = {"eval": "--no-eval", "zero_init_residual": "--no-zero-init-residual",
-               "momentum_correction": "--no-momentum-correction", "wd_exclude_bn_bias": "--wd-on-bn-bias"}
-    for f in fields(TrainConfig):
-        v = getattr(cfg, f.name)
-        if f.name in negated:
-            if not v:
-                argv.append(negated[f.name])
-        elif v is not None and v != getattr(d, f.name) or f.name in ("nodes", "batch"):
-            flag = "--" + f.name.replace("_", "-")
-            argv += [flag, ",".join(f"{e:g}" for e in v) if f.name == "decay_epochs" else str(v)]
-    return argv
 
 
 def worker_parser() -> argparse.ArgumentParser:
@@ -208,6 +74,22 @@ def base_manifest(cfg: TrainConfig, run_id: str) -> dict:
                          "local_batch": cfg.local_batch, "status": "pending", "error": None}]}
 
 
+def record_start(run, cfg: TrainConfig, hosts, threads, model, x_train, num_classes: int, steps: int,
+                 schedule: str) -> None:
+    """Complete the launcher's manifest (or write one, for a worker started by hand) with what only
+    a rank knows: hosts and cores, threads, library versions, model size."""
+    from .resnet import count_params, grad_bytes
+
+    manifest = run.read_manifest() if run.exists() else base_manifest(cfg, run.run_id)
+    manifest["configs"][0].update(num_nodes=len(hosts), status="running")
+    manifest.update(hosts=hosts, threads_per_rank=threads[0], inter_op_threads=threads[1],
+                    versions=versions(), schedule=schedule,
+                    model={"name": cfg.model, "params": count_params(model), "grad_bytes": grad_bytes(model),
+                           "input_shape": list(x_train.shape[1:]), "num_classes": num_classes},
+                    dataset={"name": cfg.dataset, "train_examples": int(len(x_train)), "steps_per_epoch": steps})
+    run.write_manifest(manifest)
+
+
 def mark_failed(out: str, error: str) -> None:
     from ..schema import RunDir
 
@@ -220,7 +102,8 @@ def mark_failed(out: str, error: str) -> None:
 
 
 def weight_arrays(model, phase: str) -> dict:
-    """{phase_t<i>: trainable i, phase_n<i>: non-trainable i} in the model's variable order."""
+    """{phase_t<i>: trainable i, phase_n<i>: non-trainable i} in the model's variable order.
+    (--dump-weights also saves step<k>_t<i>, trainable weights after step k: for tests, small models.)"""
     out = {f"{phase}_t{i}": v.numpy() for i, v in enumerate(model.trainable_variables)}
     out.update({f"{phase}_n{i}": v.numpy() for i, v in enumerate(model.non_trainable_variables)})
     return out
@@ -257,19 +140,20 @@ def train(cfg: TrainConfig, hvd, threads) -> int:
     from ..model.schedule import describe, lr_at
     from ..schema import RunDir
     from . import data, progress
-    from .resnet import build_model, count_params, grad_bytes
+    from .resnet import build_model, count_params
     from .step import Trainer
 
     rank, size = hvd.rank(), hvd.size()
     lead = rank == 0
-    x_tr, y_tr = data.subset(*data.load_dataset(cfg.dataset, "train", cfg.data), cfg.train_subset, cfg.seed)
-    num_classes = data.num_classes_of(cfg.dataset, y_tr)
+    spec = cfg.synthetic_spec()
+    x_tr, y_tr = data.subset(*data.load_dataset(cfg.dataset, "train", cfg.data, spec), cfg.train_subset, cfg.seed)
+    num_classes = data.num_classes_of(cfg.dataset, y_tr, spec)
     spe = data.steps_per_epoch(len(x_tr), cfg.batch)
     if spe == 0:
         raise UsageError(f"global batch {cfg.batch} is larger than the {len(x_tr)} training examples")
     steps = min(spe, cfg.max_steps or spe)
     if cfg.eval:
-        x_te, y_te = data.shard(*data.subset(*data.load_dataset(cfg.dataset, "test", cfg.data),
+        x_te, y_te = data.shard(*data.subset(*data.load_dataset(cfg.dataset, "test", cfg.data, spec),
                                              cfg.test_subset, cfg.seed), rank, size)
     recipe = cfg.recipe()
     schedule = recipe.schedule(cfg.batch)
@@ -283,16 +167,7 @@ def train(cfg: TrainConfig, hvd, threads) -> int:
 
     run = RunDir(cfg.out) if cfg.out and lead else None
     if run is not None:
-        manifest = run.read_manifest() if run.exists() else base_manifest(cfg, run.run_id)
-        manifest["configs"][0].update(num_nodes=len(hosts), status="running")
-        manifest.update(hosts=hosts, threads_per_rank=threads[0], inter_op_threads=threads[1],
-                        versions=versions(), schedule=describe(schedule),
-                        model={"name": cfg.model, "params": count_params(model),
-                               "grad_bytes": grad_bytes(model), "input_shape": list(x_tr.shape[1:]),
-                               "num_classes": num_classes},
-                        dataset={"name": cfg.dataset, "train_examples": int(len(x_tr)),
-                                 "steps_per_epoch": steps})
-        run.write_manifest(manifest)
+        record_start(run, cfg, hosts, threads, model, x_tr, num_classes, steps, describe(schedule))
 
     renderer = progress.Renderer() if lead and cfg.progress == "bar" else None
 
@@ -320,6 +195,8 @@ def train(cfg: TrainConfig, hvd, threads) -> int:
             losses.append(loss)
             accs.append(acc)
             lrs.append(lr)
+            if cfg.dump_weights:
+                initial.update({f"step{len(lrs)}_t{i}": v.numpy() for i, v in enumerate(model.trainable_variables)})
             if epoch == 0 and s == 0 and steps > 1:
                 # The first step traces and compiles the step; keep it out of the throughput.
                 float(loss)
@@ -343,8 +220,7 @@ def train(cfg: TrainConfig, hvd, threads) -> int:
                  **initial, **weight_arrays(model, "final"))
     if run is not None:
         m = run.read_manifest()
-        m["configs"][0]["status"] = "done"
-        m["status"] = "done"
+        m["status"] = m["configs"][0]["status"] = "done"
         run.write_manifest(m)
     if renderer is not None:
         renderer.close()

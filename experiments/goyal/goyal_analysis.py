@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from protocol import ARMS, REF_BATCH, equivalent_arms
+from goyal_protocol import ARMS, REF_BATCH, equivalent_arms
 from scalesim.model.stateff import b_simple, steps_to_target
 from scalesim.schema import read_json, write_json
 
@@ -19,17 +19,45 @@ def load_points(out: Path) -> list:
     return [read_json(f) for f in sorted((out / "points").glob("*.json"))]
 
 
-def crossing(curve: list, target: float):
-    """(steps, epochs) at which validation accuracy first reaches target, linearly interpolated
-    between evaluations (from step 0 at chance accuracy); None if never reached."""
-    prev = {"step": 0, "epoch": 0.0, "val_acc": 0.1}
-    for row in curve:
-        if row["val_acc"] >= target:
-            f = (target - prev["val_acc"]) / max(row["val_acc"] - prev["val_acc"], 1e-12)
-            f = min(max(f, 0.0), 1.0)
-            return (prev["step"] + f * (row["step"] - prev["step"]),
-                    prev["epoch"] + f * (row["epoch"] - prev["epoch"]))
-        prev = row
+def target_spec(t):
+    """(metric, value): a bare number means validation accuracy."""
+    return ("val_acc", float(t)) if isinstance(t, (int, float)) else (t[0], float(t[1]))
+
+
+def target_key(t) -> str:
+    metric, v = target_spec(t)
+    return f"acc{round(100 * v)}" if metric == "val_acc" else f"loss{v:.2f}"
+
+
+def target_label(t) -> str:
+    metric, v = target_spec(t)
+    return f"{100 * v:.0f} % val accuracy" if metric == "val_acc" else f"train loss {v:g}"
+
+
+def _series(curve: list, metric: str):
+    """(updates done, value) pairs from step 0. Validation accuracy is measured after `step`
+    updates; a window's mean training loss is taken at the middle of the updates it spans."""
+    if metric == "val_acc":
+        return [(0.0, 0.1)] + [(float(c["step"]), c["val_acc"]) for c in curve]
+    out, prev = [(0.0, math.log(10.0))], 0
+    for c in curve:
+        out.append(((prev + c["step"] - 1) / 2.0, c["train_loss"]))
+        prev = c["step"]
+    return out
+
+
+def crossing(curve: list, target):
+    """(steps, epochs) at which the metric first reaches the target (accuracy >= or loss <=),
+    linearly interpolated between measurements; None if never reached."""
+    metric, v = target_spec(target)
+    sign = 1.0 if metric == "val_acc" else -1.0
+    pts = _series(curve, metric)
+    spe = curve[0]["step"] / curve[0]["epoch"] if curve else 1.0
+    for (s0, a0), (s1, a1) in zip(pts, pts[1:]):
+        if math.isfinite(a1) and sign * (a1 - v) >= 0:
+            f = (v - a0) / (a1 - a0) if a1 != a0 else 1.0
+            s = s0 + min(max(f, 0.0), 1.0) * (s1 - s0)
+            return s, s / spe
     return None
 
 
@@ -56,7 +84,7 @@ def point_rows(points: list, targets) -> list:
                "wall_s": r["wall_s"], "images_per_s": r["images_per_s"]}
         for t in targets:
             c = crossing(r["curve"], t)
-            key = f"{round(100 * t)}"
+            key = target_key(t)
             row[f"steps_to_{key}"] = c[0] if c else math.nan
             row[f"epochs_to_{key}"] = c[1] if c else math.nan
             row[f"b_simple_to_{key}"] = window_b_simple(r["curve"], c[0] if c else None)
@@ -106,13 +134,13 @@ def fit_two_point(b1: float, s1: float, b2: float, s2: float):
     return float(s_min), float(s1 * b1 / s_min - b1)
 
 
-def stateff_check(rows: list, batches, target: float) -> dict:
-    key = f"{round(100 * target)}"
+def stateff_check(rows: list, batches, target) -> dict:
+    key = target_key(target)
     steps = by_batch_arm(rows, f"steps_to_{key}")
     bsim = by_batch_arm(rows, f"b_simple_to_{key}")
     bsim_run = by_batch_arm(rows, "b_simple_run")
     small = [B for B in batches if (B, "c") in steps][:2]
-    res = {"target_val_acc": target, "arm": "c", "fit_batches": small, "per_batch": []}
+    res = {"target": target_label(target), "target_key": key, "arm": "c", "fit_batches": small, "per_batch": []}
     if len(small) < 2 or not all(math.isfinite(steps[(B, "c")]["mean"]) for B in small):
         res["error"] = "the two smallest batches did not both reach the target"
         return res
@@ -146,10 +174,11 @@ def break_point(cells: dict, batches, arm: str):
 
 def table1_md(rows: list, batches, targets) -> str:
     err = by_batch_arm(rows, "test_err")
-    key = f"{round(100 * targets[0])}"
+    tt = next((t for t in targets if target_spec(t)[0] == "val_acc"), targets[0])
+    key = target_key(tt)
     st, ep = by_batch_arm(rows, f"steps_to_{key}"), by_batch_arm(rows, f"epochs_to_{key}")
     lines = ["| global batch | η peak (linear) | steps | (a) no scaling: test err % | (b) linear, no warmup | "
-             "(c) linear + warmup | (c) steps to " + f"{100 * targets[0]:.0f} % val | (c) epochs to it |",
+             f"(c) linear + warmup | (c) steps to {target_label(tt)} | (c) epochs to it |",
              "|---:|---:|---:|---|---|---|---|---|"]
     for B in batches:
         total = next((r["total_steps"] for r in rows if r["global_batch"] == B), None)
@@ -163,7 +192,7 @@ def stateff_md(chk: dict) -> str:
     if "error" in chk:
         return f"S(B) fit impossible: {chk['error']}."
     lines = [f"Fit on B = {chk['fit_batches'][0]} and {chk['fit_batches'][1]} (arm c, target "
-             f"{100 * chk['target_val_acc']:.0f} % val accuracy): S_min = {chk['s_min']:.1f} steps, "
+             f"{chk['target']}): S_min = {chk['s_min']:.1f} steps, "
              f"B_noise = {chk['b_noise']:.0f}.", "",
              "| B | measured steps | predicted | error % | budget steps | B_simple (to target) | B_simple (whole run) |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
@@ -188,7 +217,11 @@ def hvd_compare(points: list) -> list:
                 va = np.array([c["val_acc"] for c in r["curve"]])
                 vb = np.array([c["val_acc"] for c in twin["curve"]])
                 m = min(len(va), len(vb))
+                la = np.array([c["train_loss"] for c in r["curve"]])[:m]
+                lb = np.array([c["train_loss"] for c in twin["curve"]])[:m]
                 out.append({"hvd": pt["id"], "emulated": twin["point"]["id"],
+                            "max_rel_train_loss_diff": float(np.max(np.abs(la - lb) / np.abs(lb))),
+                            "first_window_train_loss": [float(la[0]), float(lb[0])],
                             "test_err_hvd": r["test_err"], "test_err_emulated": twin["test_err"],
                             "max_abs_val_acc_diff_pp": float(100 * np.max(np.abs(va[:m] - vb[:m]))),
                             "first_eval_val_acc": [float(va[0]), float(vb[0])],
@@ -210,14 +243,24 @@ def analyse(out: Path, proto) -> dict:
     batches = [B for B in proto.batches if any(r["global_batch"] == B for r in rows)]
     checks = [stateff_check(rows, batches, t) for t in proto.targets] if rows else []
     err = by_batch_arm(rows, "test_err")
-    summary = {"n_points": len(points), "planned": len(__import__("protocol").plan(proto)),
+    summary = {"n_points": len(points), "planned": len(__import__("goyal_protocol").plan(proto)),
                "break_batch": {a: break_point(err, batches, a) for a in ARMS}, "break_pp": BREAK_PP,
                "stateff": checks, "hvd_vs_emulated": hvd_compare(points),
                "test_err": {f"{B}-{a}": c for (B, a), c in err.items()}}
     write_json(out / "summary.json", summary)
     md = ["## Table 1 form", "", table1_md(rows, batches, proto.targets) if rows else "(no points)", ""]
     for chk in checks:
-        md += [f"## Statistical-efficiency check, target {100 * chk['target_val_acc']:.0f} %", "", stateff_md(chk), ""]
+        md += [f"## Statistical-efficiency check, target {chk['target']}", "", stateff_md(chk), ""]
     (out / "tables.md").write_text("\n".join(md) + "\n")
     files += ["summary.json", "tables.md"]
+    if points:
+        import shutil
+
+        from goyal_export import export_rundir, validation_rows
+
+        shutil.rmtree(out / "run", ignore_errors=True)   # derived data: rebuilt from the points
+        export_rundir(points, out / "run", proto)
+        pd.DataFrame(validation_rows(checks), columns=["quantity", "config", "measured", "predicted",
+                                                       "error_pct"]).to_csv(out / "stateff_validation.csv", index=False)
+        files += ["run/", "stateff_validation.csv"]
     return {"files": files, **summary}

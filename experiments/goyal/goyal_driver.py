@@ -21,7 +21,7 @@ from scalesim.model.schedule import lr_at, peak_lr
 from scalesim.train import data as D
 from scalesim.train import resnet as R
 
-from protocol import Point, Protocol, recipe_kwargs
+from goyal_protocol import Point, Protocol, recipe_kwargs
 
 SPLIT_SEED = 2017       # fixes the train subset / validation split for every point
 

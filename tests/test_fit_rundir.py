@@ -1,0 +1,88 @@
+"""`fit` on scalesim run directories (built through the real schema from known parameters): compute,
+contention, per-hop latency, overheads and bandwidths on one host and between hosts, overlap, and the
+statistical-efficiency calibration from training runs and measured noise."""
+import numpy as np
+import pytest
+
+import fit_synth as fs
+from scalesim.analysis.fit import fit
+from scalesim.analysis.perf_fit import from_perf
+from scalesim.analysis.traces import read_training_curve
+from scalesim.errors import DataError
+from scalesim.model import stateff
+
+
+def test_recovers_comm_alpha_bw_intra_inter_and_compute(tmp_path):
+    fs.make_run(tmp_path / "run", sd=0.02, seed=2)
+    m = fit(tmp_path / "run", bootstrap=0)
+    got, true = from_perf(m.perf), from_perf(fs.RUN_TRUE)
+    for k in ("alpha_c", "beta_c", "alpha_intra", "inv_bw_intra", "alpha_inter", "inv_bw_inter",
+              "overhead_intra", "overhead_inter"):
+        assert got[k] == pytest.approx(true[k], rel=0.12), k
+    assert got["kappa"] == pytest.approx(1.0, abs=0.1)       # 8 ranks on 4 cores: time-sliced
+    assert got["gamma"] == pytest.approx(1.0, abs=0.1)
+    assert m.perf.comm.grad_bytes == fs.GRAD_BYTES and m.meta["grad_bytes_known"]
+    assert m.host["cores_per_host"] == fs.CORES and m.data["allreduce_rows"] > 0
+    assert set(m.quality) >= {"step_time", "compute_time", "allreduce_time"}
+    assert m.quality["allreduce_time"]["mape"] < 3
+
+
+@pytest.mark.parametrize("gamma", [1.6, 3.0])
+def test_recovers_overlap_gamma(tmp_path, gamma):
+    truth = fs.RUN_TRUE._replace(gamma=gamma)
+    fs.make_run(tmp_path / "run", p=truth, sd=0.01, seed=4)
+    m = fit(tmp_path / "run", bootstrap=0)
+    assert m.perf.gamma == pytest.approx(gamma, abs=0.25)
+
+
+def test_statistical_efficiency_from_two_training_runs(tmp_path):
+    s_min, b_noise = 400.0, 700.0
+    fs.make_run(tmp_path / "measure", batches=(16, 64), bench=False)
+    runs = [tmp_path / "measure"]
+    for B in (128, 1024):
+        fs.make_train_run(tmp_path / f"train-{B}", B, float(stateff.steps_to_target(B, s_min, b_noise)))
+        runs.append(tmp_path / f"train-{B}")
+    fs.add_noise_table(fs.RunDir(tmp_path / "measure"), 128, 650.0)
+    m = fit(runs, bootstrap=0, target=0.8)
+    st = m.stateff
+    assert st["method"] == "steps at several batch sizes"
+    assert st["s_min"] == pytest.approx(s_min, rel=0.02) and st["b_noise"] == pytest.approx(b_noise, rel=0.03)
+    assert st["b_noise_measured"] == pytest.approx(650.0, rel=0.1)
+    assert st["target"]["value"] == 0.8 and st["target"]["higher_is_better"]
+
+
+def test_one_run_plus_noise_and_drifting_noise(tmp_path):
+    fs.make_run(tmp_path / "measure", batches=(16, 64), bench=False)
+    fs.make_train_run(tmp_path / "train", 256, 1000.0)
+    # the noise scale grows 200 -> 2000 during training (McCandlish et al. Sec. 3)
+    fs.add_noise_table(fs.RunDir(tmp_path / "train"), 256, np.linspace(200, 2000, 400), steps=np.arange(0, 1200, 3))
+    m = fit([tmp_path / "measure", tmp_path / "train"], bootstrap=0, target=0.8)
+    st = m.stateff
+    assert st["method"] == "one batch size + measured noise"
+    drift = st["b_noise_drift"]
+    assert drift["first_window"] < 400 and drift["last_window"] > 1200   # up to the target (step 1000)
+    assert drift["first_window"] < st["b_noise"] < drift["last_window"]
+    assert st["s_min"] == pytest.approx(1000.0 / (1 + st["b_noise"] / 256), rel=1e-6)
+
+
+def test_training_curve_csv_with_noise_columns(tmp_path):
+    import pandas as pd
+
+    it = np.arange(0, 2001, 100)
+    pd.DataFrame({"iteration": it, "metric": 2.0 - it / 1000, "grad_sqr": 0.02, "grad_var": 0.02 * 300 / 64,
+                  "grad_var_batch": 64}).to_csv(tmp_path / "validation-512.csv", index=False)
+    c = read_training_curve(tmp_path / "validation-512.csv")
+    assert c["global_batch"].iloc[0] == 512 and c["grad_var"].iloc[0] == pytest.approx(0.02 * 300)
+    fs.write_trace(tmp_path / "t.csv")
+    m = fit([tmp_path / "t.csv", tmp_path / "validation-512.csv"], bootstrap=0, target=0.5)
+    assert m.stateff["b_noise"] == pytest.approx(300.0, rel=1e-6)
+    assert m.stateff["target"]["higher_is_better"] is False
+    assert m.stateff["s_min"] == pytest.approx(1500 / (1 + 300 / 512), rel=1e-6)
+    with pytest.raises(DataError, match="no training curve reaches"):
+        fit([tmp_path / "t.csv", tmp_path / "validation-512.csv"], bootstrap=0, target=-5)
+
+
+def test_curves_alone_are_not_a_model(tmp_path):
+    fs.make_train_run(tmp_path / "train", 256, 1000.0)
+    with pytest.raises(DataError, match="throughput measurements"):
+        fit(tmp_path / "train", bootstrap=0)

@@ -1,0 +1,57 @@
+"""Goyal et al. 2017 learning-rate values from scalesim.model.schedule and the Recipe wrapper."""
+import math
+
+import pytest
+
+from scalesim.errors import UsageError
+from scalesim.model.schedule import LRSchedule, lr_at, peak_lr
+from scalesim.train.recipe import Recipe
+
+
+def test_linear_rule_peak_is_goyal_value():
+    s = Recipe().schedule(8192)
+    assert peak_lr(s) == pytest.approx(0.1 * 8192 / 256) == pytest.approx(3.2)
+
+
+def test_warmup_is_linear_from_ref_lr_over_five_epochs():
+    s = Recipe().schedule(8192)
+    assert lr_at(s, 0.0) == pytest.approx(0.1)
+    for e in (0.5, 1.0, 2.5, 4.0, 4.9):
+        assert lr_at(s, e) == pytest.approx(0.1 + (3.2 - 0.1) * e / 5)
+    assert lr_at(s, 2.5) == pytest.approx(1.65)
+    assert lr_at(s, 5.0) == pytest.approx(3.2)
+    assert lr_at(s, 20.0) == pytest.approx(3.2)
+
+
+def test_per_iteration_warmup_is_monotone():
+    s = Recipe().schedule(8192)
+    steps_per_epoch = 1281167 // 8192     # ImageNet at B = 8k, as in Goyal et al.
+    lrs = [lr_at(s, i / steps_per_epoch) for i in range(5 * steps_per_epoch + 1)]
+    assert all(b > a for a, b in zip(lrs, lrs[1:]))
+    assert lrs[-1] == pytest.approx(3.2)
+
+
+def test_step_decay_after_warmup():
+    s = Recipe(decay_epochs=(30, 60, 80)).schedule(8192)
+    assert lr_at(s, 29.9) == pytest.approx(3.2)
+    assert lr_at(s, 30) == pytest.approx(0.32)
+    assert lr_at(s, 60) == pytest.approx(0.032)
+    assert lr_at(s, 85) == pytest.approx(0.0032)
+
+
+def test_reference_batch_has_no_warmup_and_other_rules():
+    assert lr_at(Recipe().schedule(256), 0.0) == pytest.approx(0.1)
+    assert peak_lr(Recipe(rule="sqrt").schedule(1024)) == pytest.approx(0.1 * math.sqrt(4))
+    assert peak_lr(Recipe(rule="none").schedule(1024)) == pytest.approx(0.1)
+
+
+def test_bad_recipe_is_a_usage_error():
+    with pytest.raises(UsageError):
+        Recipe(rule="cubic").schedule(256)
+    with pytest.raises(UsageError):
+        Recipe().schedule(0)
+
+
+def test_recipe_matches_lrschedule_fields():
+    s = Recipe(ref_lr=0.2, ref_batch=128, warmup_epochs=3, decay_epochs=(10,)).schedule(512)
+    assert s == LRSchedule(512, 0.2, 128, "linear", 3, (10,), 0.1)

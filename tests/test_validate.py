@@ -1,0 +1,47 @@
+"""`validate`: predictions of measured configurations against what was measured, per quantity."""
+import numpy as np
+import pandas as pd
+import pytest
+
+import fit_synth as fs
+from scalesim.analysis import modelfile
+from scalesim.analysis.fit import fit
+from scalesim.analysis.validate import render, validate
+from scalesim.errors import DataError
+
+
+def test_true_model_has_zero_error_on_noise_free_data(tmp_path):
+    fs.write_trace(tmp_path / "t.csv", sd=0.0)
+    model = modelfile.FittedModel(perf=fs.TRACE_TRUE)
+    v = validate(model, tmp_path / "t.csv")
+    assert set(v.mape) == {"step_time", "sync_time"}
+    assert v.mape["step_time"]["mape"] < 1e-9 and v.mape["sync_time"]["mape"] < 1e-9
+    assert v.mape["step_time"]["n"] == len(fs.PLACEMENTS) * len(fs.BATCHES)
+    # sync_time is compared only where there is something to synchronise
+    assert v.mape["sync_time"]["n"] == 4 * (len(fs.PLACEMENTS) - 1)
+
+
+def test_only_unseen_uses_the_holdout_and_writes_every_quantity(tmp_path):
+    fs.make_run(tmp_path / "run", sd=0.02)
+    m = fit(tmp_path / "run", holdout="num_replicas>=8", bootstrap=0)
+    modelfile.save(m, tmp_path / "m.json")
+    v = validate(tmp_path / "m.json", tmp_path / "run", only_unseen=True)
+    t = v.table
+    assert not t["seen"].any() and set(t["quantity"]) == {"step_time", "compute_time", "allreduce_time"}
+    assert t["config"].str.contains("replicas=8").all()
+    assert v.mape["step_time"]["mape"] < 6
+    all_rows = validate(tmp_path / "m.json", tmp_path / "run")
+    assert all_rows.table["seen"].any() and len(all_rows.table) > len(t)
+    text = render(all_rows, show_all=True)
+    assert "MAPE step_time" in text and "(fitted)" in text
+    assert np.allclose(t["error_pct"], 100 * (t["predicted"] - t["measured"]) / t["measured"])
+
+
+def test_nothing_unseen_is_an_error(tmp_path):
+    fs.write_trace(tmp_path / "t.csv")
+    m = fit(tmp_path / "t.csv", bootstrap=0)
+    with pytest.raises(DataError, match="nothing unseen"):
+        validate(m, tmp_path / "t.csv", only_unseen=True)
+    pd.DataFrame({"iteration": [0, 1], "metric": [0, 1]}).to_csv(tmp_path / "validation-8.csv", index=False)
+    with pytest.raises(DataError, match="no throughput measurements"):
+        validate(m, tmp_path / "validation-8.csv")
