@@ -34,7 +34,8 @@ num_nodes, num_replicas, local_batch, status ('pending'|'done'|'failed'), error}
 Measure runs add: cores_per_host, configs[].{global_batch, ranks_per_host, threads_per_rank,
 summary {step_time, images_per_sec, data_time, compute_time, allreduce_time, update_time,
 instrumented_step_time, b_simple, noise_skipped, steps}}, allreduce_benchmarks [{num_replicas,
-status, error}], launch_hosts {num_replicas: hosts}, noise_nonfinite_skipped.
+status, error}], launch_hosts {num_replicas: hosts}, noise_nonfinite_skipped,
+sessions [{started, elapsed (s), resume}].
 """
 from __future__ import annotations
 

@@ -90,7 +90,8 @@ def make_model(path):
     for _ in range(20):
         f = rng.normal(1, 0.05, 4)
         p = TRUE._replace(compute=TRUE.compute._replace(beta_c=TRUE.compute.beta_c * f[0]),
-                          comm=TRUE.comm._replace(bw_intra=TRUE.comm.bw_intra * f[1], alpha_intra=TRUE.comm.alpha_intra * f[2]))
+                          comm=TRUE.comm._replace(bw_intra=TRUE.comm.bw_intra * f[1],
+                                                  alpha_intra=TRUE.comm.alpha_intra * f[2]))
         boots.append({**modelfile.perf_to_dict(p), "b_noise": B_NOISE * f[3]})
     m = modelfile.FittedModel(perf=TRUE, stateff={"b_noise": B_NOISE, "s_min": 1000.0}, bootstrap=boots,
                               intervals={"beta_c": [0.00085, 0.00095]}, ranges={"num_replicas": [1, 8]},

@@ -38,3 +38,13 @@ def test_doctor_parses_check_build():
             "Available Controllers:\n    [ ] MPI\n    [X] Gloo\n")
     assert parse_check_build(text) == {"frameworks": {"TensorFlow": True, "PyTorch": False},
                                        "controllers": {"MPI": False, "Gloo": True}}
+
+
+def test_worker_argv_reproduces_the_config():
+    from scalesim.train.config import TrainConfig, config_from_args, to_argv
+    from scalesim.train.worker import worker_parser
+
+    cfg = TrainConfig(model="resnet32", nodes=4, batch=512, decay_epochs=(30.0, 60.5), eval=False,
+                      momentum_correction=False, wd_exclude_bn_bias=False, threads="3", train_subset=1000,
+                      synthetic_shape="32,32,3", out="/tmp/x", progress="events")
+    assert config_from_args(worker_parser().parse_args(to_argv(cfg))) == cfg

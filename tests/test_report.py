@@ -132,7 +132,7 @@ def test_production_only_steps_have_no_split_but_still_scale(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["no-dir", "not-a-run", "bad-model", "wrong-schema-model", "csv-columns",
-                                  "empty-prediction", "out-is-dir", "nothing"])
+                                  "empty-prediction", "out-is-dir", "nothing", "corrupt-part"])
 def test_bad_input_is_one_line_exit_2(case, inputs_dir, tmp_path, capsys):
     run = str(inputs_dir["run"])
     (tmp_path / "plain").mkdir()
@@ -141,6 +141,10 @@ def test_bad_input_is_one_line_exit_2(case, inputs_dir, tmp_path, capsys):
     (tmp_path / "v.csv").write_text("a,b\n1,2\n")
     (tmp_path / "p.json").write_text('{"hello": [1, 2]}')
     out = ["--out", str(tmp_path / "r.html")]
+    if case == "corrupt-part":
+        broken = synth.make_run(tmp_path / "broken", tables=("allreduce",)).path
+        (broken / "steps").mkdir()
+        (broken / "steps" / "n1-b32.parquet").write_bytes(b"PAR1 not really parquet")
     argv = {"no-dir": [str(tmp_path / "missing")] + out,
             "not-a-run": [str(tmp_path / "plain")] + out,
             "bad-model": [run, "--model", str(tmp_path / "bad.json")] + out,
@@ -148,7 +152,8 @@ def test_bad_input_is_one_line_exit_2(case, inputs_dir, tmp_path, capsys):
             "csv-columns": [run, "--validation", str(tmp_path / "v.csv")] + out,
             "empty-prediction": [run, "--prediction", str(tmp_path / "p.json")] + out,
             "out-is-dir": [run, "--out", str(tmp_path / "plain")],
-            "nothing": out}[case]
+            "nothing": out,
+            "corrupt-part": [str(tmp_path / "broken")] + out}[case]
     assert main(["report", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("scalesim report: error: ") and err.count("\n") == 1, err
@@ -228,7 +233,8 @@ def test_prediction_reader_tolerates_other_key_names(tmp_path):
     pred = inputs.load_prediction(p)
     assert list(pred.grid.num_nodes) == [2, 4] and list(pred.grid.global_batch) == [512, 512]
     assert pred.grid.time_s.iloc[0] == 7200 and pd.isna(pred.grid.time_s.iloc[1])
-    assert pred.marks == [("best", 4.0, 512.0)] and pred.facts == {"target_time": "1h"}
+    assert [m[:3] for m in pred.marks] == [("best", 4.0, 512.0)] and pred.facts == {"target_time": "1h"}
+    assert pred.marks[0][3] == "nodes 4, batch 512"
 
 
 def test_validation_reader_accepts_minimal_csv(tmp_path):

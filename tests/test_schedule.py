@@ -55,3 +55,44 @@ def test_bad_recipe_is_a_usage_error():
 def test_recipe_matches_lrschedule_fields():
     s = Recipe(ref_lr=0.2, ref_batch=128, warmup_epochs=3, decay_epochs=(10,)).schedule(512)
     assert s == LRSchedule(512, 0.2, 128, "linear", 3, (10,), 0.1)
+
+
+def _tiny_trainer(**recipe):
+    pytest.importorskip("tensorflow")
+    from scalesim.train.resnet import build_model
+    from scalesim.train.step import Trainer
+
+    model = build_model("resnet20", (8, 8, 1), 3, width=2)
+    return model, Trainer(model, Recipe(**recipe), hvd=None)
+
+
+@pytest.mark.parametrize("correction", [True, False])
+def test_momentum_update_with_and_without_goyal_correction(correction):
+    import numpy as np
+
+    model, t = _tiny_trainer(weight_decay=0.0, momentum_correction=correction)
+    w0 = [v.numpy() for v in model.trainable_variables]
+    g = [np.full(v.shape, 0.5, np.float32) for v in model.trainable_variables]
+    t.apply(g, 0.1)
+    t.apply(g, 0.3)
+    # Goyal eq. 10/11: u1 = lr1 g; u2 = m (lr2/lr1 if corrected) u1 + lr2 g; w2 = w0 - u1 - u2
+    u1 = 0.1 * 0.5
+    u2 = 0.9 * (3.0 if correction else 1.0) * u1 + 0.3 * 0.5
+    for w, v in zip(w0, model.trainable_variables):
+        np.testing.assert_allclose(v.numpy(), w - u1 - u2, atol=1e-6)
+
+
+def test_weight_decay_skips_bn_and_bias():
+    import numpy as np
+
+    model, t = _tiny_trainer(weight_decay=0.1)
+    w0 = [v.numpy() for v in model.trainable_variables]
+    t.apply([np.zeros(v.shape, np.float32) for v in model.trainable_variables], 0.5)
+    for w, v in zip(w0, model.trainable_variables):
+        expect = w * (1 - 0.5 * 0.1) if v.ndim > 1 else w     # kernels decay; gamma/beta/bias do not
+        np.testing.assert_allclose(v.numpy(), expect, rtol=1e-6, err_msg=v.path)
+    model, t = _tiny_trainer(weight_decay=0.1, wd_exclude_bn_bias=False)
+    w0 = [v.numpy() for v in model.trainable_variables]
+    t.apply([np.zeros(v.shape, np.float32) for v in model.trainable_variables], 0.5)
+    for w, v in zip(w0, model.trainable_variables):
+        np.testing.assert_allclose(v.numpy(), w * 0.95, rtol=1e-6, err_msg=v.path)

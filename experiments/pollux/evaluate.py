@@ -41,12 +41,12 @@ def mape(pred, y) -> float:
     return float(100 * np.mean(np.abs(pred - y) / y))
 
 
-def ours(train, rows, fixed=None):
+def ours(train, fixed=None):
     f = fit_perf(train.reset_index(drop=True), fixed=fixed)
     return lambda d: predict_quantities(f.perf, d)["step_time"].to_numpy()
 
 
-def theirs(train, rows):
+def theirs(train):
     p = pollux.fit(train.num_nodes, train.num_replicas, train.local_batch, train.step_time,
                    train.step_time - train.sync_time)
     return lambda d: pollux.step_time(p, d.num_nodes.to_numpy(), d.num_replicas.to_numpy(), d.local_batch.to_numpy())
@@ -58,7 +58,7 @@ def evaluate(path, split: str = "num_replicas>4", fixed=None) -> dict:
     test = ob.holdout_mask(steps, split)
     train = steps[~test]
     out = {}
-    for name, fitter in (("scalesim", lambda t: ours(t, steps, fixed)), ("pollux", lambda t: theirs(t, steps))):
+    for name, fitter in (("scalesim", lambda t: ours(t, fixed)), ("pollux", theirs)):
         pred = fitter(train)
         full = fitter(steps)
         out[name] = {"out": mape(pred(steps[test]), steps[test].step_time),

@@ -102,7 +102,11 @@ def fit(data, *, holdout: str | None = None, bootstrap: int = 50, seed: int = 0,
     if held.all() and len(steps):
         raise DataError(f"holdout {holdout!r} leaves no configuration to fit")
     fit_rows = steps[~held].reset_index(drop=True)
-    perf_fit = fit_perf(fit_rows, obs.allreduce if not obs.allreduce.empty else None, obs.grad_bytes,
+    bench = obs.allreduce
+    if not bench.empty and holdout:  # the microbenchmark at held-out scales is held out too
+        bench = bench[~ob.holdout_mask(bench.reindex(columns=sorted(set(bench.columns) | set(ob.HOLDOUT_COLUMNS))),
+                                       holdout)].reset_index(drop=True)
+    perf_fit = fit_perf(fit_rows, bench if not bench.empty else None, obs.grad_bytes,
                         fixed=fixed, partial=partial, starts=starts, bootstrap=bootstrap, seed=seed,
                         algorithm=algorithm)
     stateff = fit_stateff(obs.curves, obs.noise, target)
@@ -113,10 +117,10 @@ def fit(data, *, holdout: str | None = None, bootstrap: int = 50, seed: int = 0,
         stateff=stateff,
         bootstrap=[perf_to_dict(_floats(b)) for b in perf_fit.bootstrap],
         intervals=intervals(perf_fit.bootstrap, pl.free),
-        ranges=_ranges(fit_rows, obs.allreduce),
+        ranges=_ranges(fit_rows, bench),
         quality=quality(perf, fit_rows),
         data={"sources": [str(s) for s in obs.sources], "rows": int(len(fit_rows)),
-              "allreduce_rows": int(len(obs.allreduce)), "holdout": holdout, "held_out_rows": int(held.sum()),
+              "allreduce_rows": int(len(bench)), "holdout": holdout, "held_out_rows": int(held.sum()),
               "fitted_configs": sorted(set(fit_rows["config"]))},
         host=_host(obs, fit_rows),
         lr={},

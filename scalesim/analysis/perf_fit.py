@@ -7,7 +7,8 @@ Residuals are log(predicted / measured), so every configuration counts by its re
   compute_time   instrumented data+compute+update (run dirs)                   weight 1
                  or step_time - sync_time (traces: AdaptDL's split attributes
                  some waiting to compute, so it is a weaker signal)            weight 0.3
-  allreduce_time instrumented allreduce of the gradients                        weight 1
+  allreduce_time instrumented allreduce of the gradients (includes waiting for
+                 the slowest rank: perf.measured_allreduce_time)                weight 1
   microbench     allreduce table: time per size and replica count             weight 1
 soft_l1 loss with f_scale 0.05: residuals beyond ~5 % count linearly, so stragglers in the
 measurements do not drag the fit.
@@ -21,7 +22,7 @@ import numpy as np
 
 from ..errors import DataError, UsageError
 from ..model.perf import (CommParams, ComputeParams, PerfParams, Placement, allreduce_time, compute_time,
-                          step_time, sync_time)
+                          measured_allreduce_time, step_time)
 
 F_SCALE = 0.05
 TR_SOLVER = "lsmr"  # the exact solver SVDs the Jacobian each iteration; threaded BLAS makes that slow on busy hosts
@@ -29,10 +30,10 @@ TRACE_COMPUTE_WEIGHT = 0.3
 # name: (kind, lower, upper) - 'log' parameters are fitted as log(value), 'lin' ones as is
 SPACE = {
     "alpha_c": ("log", 1e-9, 1e4), "beta_c": ("log", 1e-12, 1e3),
-    "kappa": ("lin", 0.0, 4.0), "colocation": ("lin", 0.0, 3.0), "cv": ("lin", 0.0, 3.0),
+    "kappa": ("lin", 0.0, 4.0), "colocation": ("lin", 0.0, 3.0), "cv": ("lin", 0.0, 1.0),
     "overhead_intra": ("log", 1e-9, 1e3), "alpha_intra": ("log", 1e-12, 10.0), "inv_bw_intra": ("log", 1e-15, 1e3),
     "overhead_inter": ("log", 1e-9, 1e3), "alpha_inter": ("log", 1e-12, 10.0), "inv_bw_inter": ("log", 1e-15, 1e3),
-    "pair_sharing": ("lin", 0.0, 1.0), "jitter": ("lin", 0.0, 3.0), "gamma": ("lin", 1.0, 10.0),
+    "pair_sharing": ("lin", 0.0, 1.0), "jitter": ("lin", 0.0, 1.0), "gamma": ("lin", 1.0, 10.0),
 }
 DEFAULTS = {"kappa": 1.0, "colocation": 0.0, "cv": 0.0, "overhead_intra": 0.0, "alpha_intra": 0.0,
             "overhead_inter": 0.0, "alpha_inter": 0.0, "pair_sharing": 0.0, "jitter": 0.0, "gamma": 1.0}
@@ -193,8 +194,10 @@ def plan(steps, bench, fixed: dict | None = None, partial: bool = False) -> Plan
     if len(counts) < 3:
         pin("jitter", "needs three or more replica counts")
     step_counts = set(steps[has_step & (n > 1)]["num_replicas"])
-    if len(step_counts) < 3:
-        pin("cv", "needs step times at three or more replica counts")
+    waits = steps[steps["allreduce_time"].notna() & (n > 1)]["local_batch"].nunique() >= 2
+    if len(step_counts) < 3 and not waits:
+        pin("cv", "needs step times at three or more replica counts, or instrumented allreduce times (which "
+                  "include waiting for the slowest rank) at two or more local batch sizes")
     if not step_counts:
         pin("gamma", "no multi-replica step times to see overlap in")
     free = [k for k in SPACE if k not in pinned]
@@ -232,7 +235,7 @@ def _residuals(perf: PerfParams, a: Arrays):
         out.append(a.compute_w[ok] * np.log(compute_time(perf.compute, b, pl)[ok] / a.compute_obs[ok]))
     ok = np.isfinite(a.allreduce_time) & (a.allreduce_time > 0)
     if ok.any():
-        out.append(np.log(sync_time(perf.comm, pl)[ok] / a.allreduce_time[ok]))
+        out.append(np.log(measured_allreduce_time(perf, pl, b)[ok] / a.allreduce_time[ok]))
     if a.bench is not None:
         bp, size, t = a.bench
         out.append(np.log(allreduce_time(perf.comm, size, bp.num_nodes, bp.replicas_per_node, bp.num_replicas) / t))
@@ -314,5 +317,5 @@ def predict_quantities(perf: PerfParams, steps):
     pl, b = _placement(steps), steps["local_batch"].to_numpy(float)
     st = step_time(perf, pl, b)
     tc = compute_time(perf.compute, b, pl)
-    return pd.DataFrame({"step_time": st, "compute_time": tc, "allreduce_time": sync_time(perf.comm, pl),
+    return pd.DataFrame({"step_time": st, "compute_time": tc, "allreduce_time": measured_allreduce_time(perf, pl, b),
                          "sync_time": st - tc}, index=steps.index)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import socket
+import time
 from pathlib import Path
 
 from .. import __version__
@@ -83,7 +84,11 @@ def run(args) -> int:
         config = config_from_args(args)
         rd = create_run(config, args.out, args.name)
     print(f"scalesim measure: run directory {rd.path}", flush=True)
+    started, t0 = _dt.datetime.now().astimezone().isoformat(), time.monotonic()
     failures = run_campaign(rd, progress=not args.no_progress)
+    sessions = rd.read_manifest().get("sessions", [])
+    rd.update_manifest(sessions=sessions + [{"started": started, "elapsed": round(time.monotonic() - t0, 1),
+                                             "resume": bool(args.resume)}])
     print_summary(rd)
     if failures:
         print(f"{failures} configuration(s) failed; finish them with: scalesim measure --resume {rd.path}")

@@ -148,6 +148,8 @@ def _handle(rd: RunDir, n: int, ev: dict, res: LaunchResult, current, rank_error
     elif kind == "config_start":
         current = ev["config_id"]
         bar.set_postfix_str(current)
+    elif kind == "progress":
+        bar.set_postfix_str(f"{ev.get('config_id')} {ev.get('done')}/{ev.get('total')} steps")
     elif kind == "config_done":
         cid = ev["config_id"]
         _set_status(rd, "configs", "config_id", cid, "done", None, summary=ev.get("summary", {}))

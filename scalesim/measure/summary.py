@@ -16,17 +16,24 @@ def _num(v, fmt="{:.0f}") -> str:
 
 
 def config_lines(manifest: dict) -> list[str]:
-    head = (f"{'config':<12}{'ranks':>6}{'b':>6}{'B':>7}{'status':>8}{'step ms':>9}{'img/s':>8}"
+    head = (f"{'config':<12}{'ranks':>6}{'b':>6}{'B':>7}{'load':>6}{'status':>8}{'step ms':>9}{'img/s':>8}"
             f"{'fwd+bwd':>9}{'allred':>8}{'update':>8}{'data':>7}{'B_simple':>10}")
     lines = [head, "-" * len(head)]
     for c in manifest.get("configs", []):
         s = c.get("summary") or {}
         lines.append(f"{c['config_id']:<12}{c['num_replicas']:>6}{c['local_batch']:>6}{c['global_batch']:>7}"
-                     f"{c['status']:>8}{_ms(s.get('step_time')):>9}{_num(s.get('images_per_sec')):>8}"
+                     f"{_num(_load(c, manifest), '{:.1f}'):>6}{c['status']:>8}{_ms(s.get('step_time')):>9}{_num(s.get('images_per_sec')):>8}"
                      f"{_ms(s.get('compute_time')):>9}{_ms(s.get('allreduce_time')):>8}"
                      f"{_ms(s.get('update_time')):>8}{_ms(s.get('data_time')):>7}"
                      f"{_num(s.get('b_simple'), '{:.1f}'):>10}")
     return lines
+
+
+def _load(c: dict, manifest: dict):
+    """Threads wanting a core per core: above 1 the ranks of one host share its cores."""
+    if not c.get("ranks_per_host") or not manifest.get("cores_per_host"):
+        return None
+    return c["ranks_per_host"] * (c.get("threads_per_rank") or 1) / manifest["cores_per_host"]
 
 
 def allreduce_lines(rd: RunDir) -> list[str]:
@@ -63,5 +70,5 @@ def print_summary(rd: RunDir) -> None:
     skipped = m.get("noise_nonfinite_skipped", 0)
     if skipped:
         print(f"gradient noise: {skipped} non-finite step(s) skipped")
-    print(f"run directory: {rd.path}  (step ms = median production step; split columns are medians of "
-          f"instrumented steps)")
+    print(f"run directory: {rd.path}  (step ms = median production step, slowest rank; split columns = "
+          f"medians of instrumented steps; load = ranks x threads per core of a host)")

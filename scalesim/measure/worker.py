@@ -6,9 +6,10 @@ alternating in blocks so that slow drifts (other jobs, thermal) hit both equally
                 run separately and timed; local and allreduced gradient norms for the noise scale
   production    Trainer.train_step, the fused step users run, timed as a whole and nothing else
 The split and the fused step time of the same configuration are what an overlap factor (Pollux's
-power mean with gamma) is fitted to. With one rank the instrumented step computes the gradient as
-two half-batch passes (the noise estimator needs two batch sizes); such steps are recorded only in
-the `noise` table, and a separate instrumented step with one full-batch pass gives the split.
+power mean with gamma) is fitted to. With n ranks the noise estimator's two batch sizes come free:
+each rank's local gradient (b) and the allreduced one (n*b). With one rank every instrumented step
+is followed by an extra untimed step that computes the gradient as two half-batch passes (b/2 and
+their mean, b); it is recorded only in the `noise` table.
 
 Every configuration restarts from the same seeded weights and zero momentum, so its figures do not
 depend on which configurations ran before it in the launch (or after a --resume).
@@ -40,7 +41,7 @@ def _fault_point() -> tuple[str, int, int] | None:
 
 
 class Measurer:
-    def __init__(self, hvd, cfg: dict, manifest_model: dict | None = None):
+    def __init__(self, hvd, cfg: dict):
         import tensorflow as tf
 
         from ..train import data as tdata
@@ -112,7 +113,7 @@ class Measurer:
         normalised by the batch passed) and of their union (the mean of the two)."""
         from ..train.step import sqnorm
 
-        tr, tf = self.trainer, self.tf
+        tr = self.trainer
         x, y = next(batches)
         h = int(x.shape[0]) // 2
         g1, _, _ = tr.compute_grads(x[:h], y[:h])
@@ -165,6 +166,8 @@ class Measurer:
                     rows.append({"step": step, "mode": mode, **row})
                     done[mode] += 1
                     step += 1
+            if self.rank == 0:  # keeps the campaign's no-progress timeout from firing on slow configs
+                events.emit("progress", config_id=cid, done=step, total=2 * K)
         return rows, noise, {"lr": lr}
 
 

@@ -173,6 +173,15 @@ def sync_time(m: CommParams, placement: Placement):
                           placement.num_replicas)
 
 
+def measured_allreduce_time(p: PerfParams, placement: Placement, local_batch):
+    """The allreduce as timed around the collective inside a step (mean over ranks): the transfer plus
+    waiting for the slowest rank's compute, E[max] - mean = cv z_n T_c. A microbenchmark of the bare
+    collective has no such wait (use allreduce_time)."""
+    tc = compute_time(p.compute, local_batch, placement)
+    wait = tc * p.compute.cv * expected_max_normal(placement.num_replicas)
+    return sync_time(p.comm, placement) + wait
+
+
 def overlap(t_compute, t_sync, gamma: float):
     """Pollux's power mean: (T_c^g + T_s^g)^(1/g)."""
     tc, ts = np.asarray(t_compute, float), np.asarray(t_sync, float)

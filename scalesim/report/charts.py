@@ -73,7 +73,8 @@ def efficiency(summary: pd.DataFrame, axis: str, axis_title: str, fitted=None) -
     if fitted is not None:
         layers = _fitted_layers(fitted, axis_title, "efficiency", "eff_lo", "eff_hi", color) + layers
     sub = "per-rank throughput relative to the smallest scale measured at the same local batch"
-    return alt.layer(*layers).properties(width=W, height=H, title=_title(f"Scaling efficiency vs {axis_title.lower()}", sub)
+    title = _title(f"Scaling efficiency vs {axis_title.lower()}", sub)
+    return alt.layer(*layers).properties(width=W, height=H, title=title
                                          ).configure_legend(symbolOpacity=1)
 
 
@@ -116,7 +117,8 @@ def _allreduce(measured, fitted, y: str, y_title: str, title: str, scale_y: floa
         f = fitted.assign(v=fitted[y] * scale_y)
         layers.append(alt.Chart(f).mark_line(strokeDash=[6, 3], opacity=0.9).encode(
             x="size_bytes:Q", y="v:Q", color=color,
-            tooltip=[alt.Tooltip("series:N", title="placement"), alt.Tooltip("size_bytes:Q", title="bytes", format=",.0f"),
+            tooltip=[alt.Tooltip("series:N", title="placement"),
+                     alt.Tooltip("size_bytes:Q", title="bytes", format=",.0f"),
                      alt.Tooltip("v:Q", title=f"model {y_title}", format=".3~g")]))
         sub += "; dashed: fitted alpha-beta model"
     return alt.layer(*layers).properties(width=W, height=H, title=_title(title, sub))
@@ -155,7 +157,8 @@ def gradient_noise(frame: pd.DataFrame, bn: float | None = None, bn_source: str 
 
 
 def statistical_efficiency(curve: pd.DataFrame, bn: float, bn_source: str, measured_batches=()):
-    x = alt.X("global_batch:Q", title="Global batch (samples)", scale=alt.Scale(type="log", base=2), axis=alt.Axis(format="~s"))
+    x = alt.X("global_batch:Q", title="Global batch (samples)", scale=alt.Scale(type="log", base=2),
+              axis=alt.Axis(format=",d"))
     y = alt.Y("efficiency:Q", title="Statistical efficiency E_min/E(B)", axis=alt.Axis(format="%"),
               scale=alt.Scale(domain=[0, 1]))
     line = alt.Chart(curve).mark_line().encode(
@@ -204,10 +207,10 @@ def time_to_target(grid: pd.DataFrame, marks: list):
         t = df["t"].dropna()
         mid = float(np.sqrt(t.min() * t.max())) if len(t) and t.min() > 0 else float(t.median())
         layers.append(alt.Chart(df[df["t"].notna()]).mark_text(fontSize=9).encode(
-            x=x, y=y, text=alt.Text("t:Q", format=".3~g"), tooltip=tip,
+            x=x, y=y, text=alt.Text("t:Q", format=",.3~r"), tooltip=tip,
             color=alt.condition(f"datum.t < {mid}", alt.value("black"), alt.value("white"))))
     if marks:
-        m = pd.DataFrame(marks, columns=["label", "num_nodes", "global_batch"])
+        m = pd.DataFrame([mk[:3] for mk in marks], columns=["label", "num_nodes", "global_batch"])
         m = m.merge(df[["num_nodes", "global_batch", "t"]], on=["num_nodes", "global_batch"], how="left")
         layers.append(alt.Chart(m).mark_point(size=520, strokeWidth=3, filled=False, opacity=1).encode(
             x=x, y=y, shape=alt.Shape("label:N", title="Marked"),
@@ -222,17 +225,24 @@ def time_to_target(grid: pd.DataFrame, marks: list):
                                          title=_title("Time to target over node count x global batch", sub))
 
 
+def _with_unit(quantity: str) -> str:
+    q = str(quantity)
+    unit = ("s" if q.endswith("time") or q.endswith("_s") else "samples/s" if "throughput" in q
+            else "bytes/s" if "bw" in q else None)
+    return f"{q} ({unit})" if unit else q
+
+
 def predicted_vs_measured(val: pd.DataFrame):
     mape = val.groupby("quantity")["error_pct"].apply(lambda e: e.abs().mean())
-    df = val.assign(mape=val["quantity"].map(mape))
-    df["band_lo"] = df["measured"] * (1 - df["mape"] / 100)
+    df = val.assign(mape=val["quantity"].map(mape), panel=val["quantity"].map(_with_unit))
+    df["band_lo"] = (df["measured"] * (1 - df["mape"] / 100)).clip(lower=0)  # MAPE can exceed 100 %
     df["band_hi"] = df["measured"] * (1 + df["mape"] / 100)
     # log only when every quantity spans a decade; tight (not nice) domains keep points off the corner
     spans = df.groupby("quantity").apply(lambda g: g[["measured", "predicted"]].max().max()
                                          / g[["measured", "predicted"]].min().min(), include_groups=False)
     positive = bool((df[["measured", "predicted"]] > 0).all().all()) and bool((spans >= 10).all())
     sc = alt.Scale(type="log", nice=False) if positive else alt.Scale(zero=False, nice=False)
-    x = alt.X("measured:Q", title="Measured (quantity's unit)", scale=sc)
+    x = alt.X("measured:Q", title="Measured", scale=sc)
     tip = [alt.Tooltip("config:N", title="configuration"), alt.Tooltip("quantity:N"),
            alt.Tooltip("measured:Q", format=".4~g"), alt.Tooltip("predicted:Q", format=".4~g"),
            alt.Tooltip("error_pct:Q", title="error (%)", format="+.1f"),
@@ -240,12 +250,17 @@ def predicted_vs_measured(val: pd.DataFrame):
     band = alt.Chart().mark_area(opacity=0.18, color="#4c78a8").encode(x=x, y="band_lo:Q", y2="band_hi:Q")
     ident = alt.Chart().mark_line(color="gray", strokeDash=[4, 4]).encode(x=x, y="measured:Q")
     pts = alt.Chart().mark_point(filled=True, size=60).encode(
-        x=x, y=alt.Y("predicted:Q", title="Predicted", scale=sc), color=alt.Color("quantity:N", legend=None), tooltip=tip)
-    layers = [band, ident, pts]
+        x=x, y=alt.Y("predicted:Q", title="Predicted", scale=sc), color=alt.Color("quantity:N", legend=None),
+        tooltip=tip)
+    # invisible points give each facet the same x and y domain, so the identity line is the diagonal
+    same = [alt.Chart().mark_point(opacity=0).encode(x=alt.X(f"{a}:Q", scale=sc), y=alt.Y(f"{b}:Q", scale=sc))
+            for a, b in (("predicted", "measured"), ("band_lo", "band_lo"), ("band_hi", "band_hi"))]
+    layers = [*same, band, ident, pts]
     if {"lo", "hi"} <= set(df.columns) and df[["lo", "hi"]].notna().any().all():
-        layers.append(alt.Chart().mark_rule().encode(x=x, y="lo:Q", y2="hi:Q", color=alt.Color("quantity:N", legend=None)))
-    inner = alt.layer(*layers, data=df).properties(width=min(W, 320), height=260)
-    return inner.facet(facet=alt.Facet("quantity:N", title=None), columns=3).resolve_scale(
+        layers.append(alt.Chart().mark_rule().encode(x=x, y="lo:Q", y2="hi:Q",
+                                                     color=alt.Color("quantity:N", legend=None)))
+    inner = alt.layer(*layers, data=df).properties(width=280, height=280)
+    return inner.facet(facet=alt.Facet("panel:N", title=None, header=alt.Header(labelFontSize=12)), columns=3).resolve_scale(
         x="independent", y="independent").properties(
         title=_title("Predicted vs measured", "dashed: perfect prediction; band: +/- the quantity's mean absolute "
                      "percentage error; points: held-out configurations from `scalesim validate`"))

@@ -9,9 +9,11 @@ from ..errors import DataError, UsageError
 
 
 def add_arguments(p) -> None:
-    p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories written by `scalesim measure` or `train`")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR",
+                   help="run directories written by `scalesim measure` or `train`")
     p.add_argument("--model", "-m", metavar="M", help="model file from `scalesim fit` (fitted lines and intervals)")
-    p.add_argument("--validation", metavar="CSV", help="CSV from `scalesim validate --out` (measured, predicted columns)")
+    p.add_argument("--validation", metavar="CSV",
+                   help="CSV from `scalesim validate --out` (measured, predicted columns)")
     p.add_argument("--prediction", metavar="JSON", help="JSON from `scalesim predict --json` (time-to-target grid)")
     p.add_argument("--out", "-o", metavar="HTML", help="output file (default reports/<first run id>.html)")
     p.add_argument("--png", action="store_true", help="also write each chart as <out stem>-<chart>.png")

@@ -10,29 +10,40 @@ from ..errors import DataError
 from ..schema import TABLES, open_run, read_json
 
 
+CHARTED = ("steps", "allreduce", "noise")
+
+
 class Runs(NamedTuple):
     manifests: list          # [(run_id, path, manifest dict)]
-    tables: dict             # table name -> DataFrame of all runs, with a run_id column
+    tables: dict             # charted table name -> DataFrame of all runs, with a run_id column
+    rows: dict               # run_id -> {table: row count} for every schema table (0 = missing)
+
+
+def _row_count(rd, table: str) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in sorted((rd.path / table).glob("*.parquet")))
 
 
 def load_runs(paths) -> Runs:
     import pandas as pd
 
-    manifests, frames = [], {t: [] for t in TABLES}
+    manifests, frames, rows = [], {t: [] for t in CHARTED}, {}
     for p in paths:
         rd = open_run(p)
         m = rd.read_manifest()
         run_id = str(m.get("run_id") or rd.run_id)
         manifests.append((run_id, str(rd.path), m))
-        for t in TABLES:
-            try:
+        try:
+            rows[run_id] = {t: _row_count(rd, t) for t in TABLES}
+            for t in CHARTED:
                 df = rd.read_table(t)
-            except Exception as e:  # a corrupt part must not hide the rest of the report
-                raise DataError(f"{rd.path}/{t}: unreadable table ({type(e).__name__}: {e})")
-            if not df.empty:
-                frames[t].append(df.assign(run_id=run_id))
+                if not df.empty:
+                    frames[t].append(df.assign(run_id=run_id))
+        except Exception as e:  # noqa: BLE001 - a corrupt part: one line naming the run, not a traceback
+            raise DataError(f"{rd.path}: unreadable table part ({type(e).__name__}: {str(e).splitlines()[0]})")
     tables = {t: (pd.concat(fs, ignore_index=True) if fs else pd.DataFrame()) for t, fs in frames.items()}
-    return Runs(manifests, tables)
+    return Runs(manifests, tables, rows)
 
 
 def load_model(path):
@@ -100,8 +111,8 @@ def load_validation(path):
 
 class Prediction(NamedTuple):
     grid: object            # DataFrame: num_nodes, global_batch, time_s, plus any scalar fields
-    marks: list             # [(label, num_nodes, global_batch)]
-    facts: dict             # top-level scalar fields (target, ...), for a small table
+    marks: list             # [(label, num_nodes, global_batch, detail)]
+    facts: dict             # top-level scalars, one level of nested scalars, lists of strings
 
 
 _NODES = ("num_nodes", "nodes", "n_nodes")
@@ -150,6 +161,15 @@ def _cell_lists(obj, found):
     return found
 
 
+def _detail(rec: dict) -> str:
+    """One line for a marked configuration: its scalar fields, time first."""
+    t = _num(_pick(rec, _TIME))
+    parts = [f"time to target {t / 3600:.3g} h"] if t is not None and math.isfinite(t) else []
+    parts += [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in rec.items()
+              if k not in _TIME and not isinstance(v, (dict, list))]
+    return ", ".join(parts)
+
+
 def load_prediction(path) -> Prediction:
     import pandas as pd
 
@@ -165,13 +185,19 @@ def load_prediction(path) -> Prediction:
                 row[k] = v
         rows.append(row)
     grid = pd.DataFrame(rows)
-    marks = []
+    marks, facts = [], {}
     if isinstance(obj, dict):
         for key in _MARKS:
             rec = obj.get(key)
             if _is_cell(rec):
-                marks.append((key, _num(_pick(rec, _NODES)), _num(_pick(rec, _BATCH))))
-    facts = {k: v for k, v in obj.items() if not isinstance(v, (dict, list))} if isinstance(obj, dict) else {}
+                marks.append((key, _num(_pick(rec, _NODES)), _num(_pick(rec, _BATCH)), _detail(rec)))
+        for k, v in obj.items():
+            if isinstance(v, dict) and k not in _MARKS:
+                facts.update({f"{k}.{kk}": vv for kk, vv in v.items() if not isinstance(vv, (dict, list))})
+            elif isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+                facts[k] = "; ".join(v)
+            elif not isinstance(v, (dict, list)):
+                facts[k] = v
     if grid.empty and not marks:
         raise DataError(f"{path}: no time-to-target grid or recommendation found "
                         f"(expected records with num_nodes and global_batch)")

@@ -72,7 +72,8 @@ _CAPTURE_JS = """
   window.addEventListener('error', function(e){ note('error: ' + e.message); });
   window.addEventListener('unhandledrejection', function(e){ note('unhandled rejection: ' + e.reason); });
   var ce = console.error;
-  console.error = function(){ note('console.error: ' + Array.prototype.join.call(arguments, ' ')); ce.apply(console, arguments); };
+  console.error = function(){
+    note('console.error: ' + Array.prototype.join.call(arguments, ' ')); ce.apply(console, arguments); };
 })();
 """
 

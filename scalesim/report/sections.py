@@ -3,6 +3,7 @@ section says which one and how to produce it, and the others still render."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -110,9 +111,10 @@ def time_to_target(pred) -> Section:
     elif pred.grid.empty or pred.grid["time_s"].notna().sum() == 0:
         notes.append("The prediction file has no time-to-target grid with times; showing its recommendation only.")
     else:
-        _add(out, notes, "time-to-target", "the time-to-target map", lambda: charts.time_to_target(pred.grid, pred.marks))
+        _add(out, notes, "time-to-target", "the time-to-target map",
+             lambda: charts.time_to_target(pred.grid, pred.marks))
     if pred is not None:
-        rows = [(f"{label}", f"{_fmt(n)} nodes, global batch {_fmt(b)}") for label, n, b in pred.marks]
+        rows = [(label, detail) for label, _, _, detail in pred.marks]
         rows += [(k, v) for k, v in pred.facts.items()]
         extra = kv_table(rows) if rows else ""
     return Section("time-to-target", "Time to target", out, notes, extra)
@@ -133,11 +135,28 @@ def validation(val) -> Section:
 
 
 def _fmt(v) -> str:
+    if v is None:
+        return "n/a"
     if isinstance(v, float):
         if v.is_integer():
             return str(int(v))
         return f"{v:.4g}"
     return str(v)
+
+
+def _round(v):
+    if isinstance(v, float):
+        return v if not math.isfinite(v) or v.is_integer() else float(f"{v:.4g}")
+    if isinstance(v, dict):
+        return {k: _round(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_round(x) for x in v]
+    return v
+
+
+def _value(v) -> str:
+    """A fact for a table cell: numbers to 4 significant digits, containers as compact JSON."""
+    return json.dumps(_round(v)) if isinstance(v, (dict, list, tuple)) else _fmt(v)
 
 
 def model_facts(model, path) -> Section:
@@ -149,12 +168,14 @@ def model_facts(model, path) -> Section:
     rows += [(f"comm.{k}", _fmt(v)) for k, v in p.comm._asdict().items()]
     rows += [("gamma (overlap)", _fmt(p.gamma))]
     if model.stateff:
-        rows += [(f"stateff.{k}", json.dumps(v) if isinstance(v, (dict, list)) else _fmt(v))
+        rows += [(f"stateff.{k}", _value(v))
                  for k, v in model.stateff.items()]
     rows += [(f"90 % interval: {k}", f"[{_fmt(v[0])}, {_fmt(v[1])}]") for k, v in (model.intervals or {}).items()
              if isinstance(v, (list, tuple)) and len(v) == 2]
-    rows += [(f"fitted range: {k}", json.dumps(v)) for k, v in (model.ranges or {}).items()]
-    rows += [(f"quality: {k}", json.dumps(v)) for k, v in (model.quality or {}).items()]
+    rows += [(f"fitted range: {k}", _value(v)) for k, v in (model.ranges or {}).items()]
+    rows += [(f"quality: {k}", f"MAPE {v['mape']:.1f} % over {v.get('n', '?')}"
+              if isinstance(v, dict) and isinstance(v.get("mape"), (int, float)) else _value(v))
+             for k, v in (model.quality or {}).items()]
     rows += [("bootstrap sets", len(model.bootstrap or []))]
     return Section("model", "Fitted model", [], [], kv_table(rows))
 
@@ -164,11 +185,11 @@ def _flat(prefix: str, d, out: list):
         for k, v in d.items():
             _flat(f"{prefix}.{k}" if prefix else str(k), v, out)
     else:
-        out.append((prefix, json.dumps(d) if isinstance(d, list) else _fmt(d)))
+        out.append((prefix, _value(d)))
     return out
 
 
-def run_facts(manifests, tables) -> Section:
+def run_facts(manifests, rows_by_run) -> Section:
     if not manifests:
         return Section("facts", "Run facts", [], ["No run directories given."])
     parts = []
@@ -182,9 +203,8 @@ def run_facts(manifests, tables) -> Section:
         rows += _flat("config", m.get("config") or {}, [])
         shown = {"schema", "run_id", "kind", "created", "hosts", "threads_per_rank", "versions", "model",
                  "config", "configs"}
-        rows += [(k, json.dumps(v) if isinstance(v, (dict, list)) else _fmt(v)) for k, v in m.items() if k not in shown]
-        for t, df in tables.items():
-            n = int((df["run_id"] == run_id).sum()) if not df.empty else 0
+        rows += [(k, _value(v)) for k, v in m.items() if k not in shown]
+        for t, n in rows_by_run.get(run_id, {}).items():
             rows.append((f"table {t}", f"{n} rows" if n else "missing"))
         parts.append(f"<h3>{esc(run_id)}</h3>" + kv_table(rows))
         cfgs = m.get("configs") or []
@@ -203,4 +223,4 @@ def all_sections(runs, model, model_path, val, pred) -> list:
     host = frames.host_facts(model, runs.manifests)
     return [scaling(summary, model, boots, host), split(summary), allreduce(runs.tables["allreduce"], model),
             noise(runs.tables["noise"], model, summary), time_to_target(pred), validation(val),
-            model_facts(model, model_path), run_facts(runs.manifests, runs.tables)]
+            model_facts(model, model_path), run_facts(runs.manifests, runs.rows)]

@@ -74,6 +74,8 @@ class TrainConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive (got {v})")
         if self.threads != "auto" and not (str(self.threads).isdigit() and int(self.threads) > 0):
             raise UsageError(f"--threads must be 'auto' or a positive integer (got {self.threads!r})")
+        if not 0.0 <= self.momentum < 1.0 or self.weight_decay < 0.0:
+            raise UsageError("need 0 <= --momentum < 1 and --weight-decay >= 0")
         self.synthetic_spec()
         if self.synthetic_size < 1 or self.num_classes < 2:
             raise UsageError("--synthetic-size must be positive and --num-classes at least 2")

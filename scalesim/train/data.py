@@ -31,6 +31,7 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_FIX = "install it with `apt-get install dataset-fashion-mnist` or pass --data DIR"
 _IDX = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
         "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
@@ -74,6 +75,7 @@ def check_available(name: str, path=None) -> None:
             raise UsageError("dataset 'npz' needs --data FILE.npz (arrays x_train, y_train, x_test, y_test)")
         if not Path(path).is_file():
             raise DataError(f"{path}: no such file (expected an .npz with x_train, y_train, x_test, y_test)")
+        _npz_arrays_present(Path(path))
     elif name == "folder":
         if not path:
             raise UsageError("dataset 'folder' needs --data DIR (DIR/train/<class>/*.png, DIR/test/<class>/...)")
@@ -136,11 +138,10 @@ def _npz(path, split: str):
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no such file (expected an .npz with x_train, y_train, x_test, y_test)")
+    _npz_arrays_present(p)
     try:
         with np.load(p, allow_pickle=False) as f:
             x, y = f[f"x_{split}"], f[f"y_{split}"]
-    except KeyError as e:
-        raise DataError(f"{p}: missing array {e} (need x_train, y_train, x_test, y_test)")
     except (OSError, ValueError) as e:
         raise DataError(f"{p}: not a readable .npz ({e})")
     if x.ndim == 3:
@@ -151,6 +152,17 @@ def _npz(path, split: str):
     if not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
         raise DataError(f"{p}: y_{split} must hold non-negative integer class labels")
     return _to_float(x), y.astype(np.int32)
+
+
+def _npz_arrays_present(p: Path) -> None:
+    """Reads only the archive's directory, so the launcher can check before starting ranks."""
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            missing = [k for k in NPZ_ARRAYS if k not in f.files]
+    except (OSError, ValueError) as e:
+        raise DataError(f"{p}: not a readable .npz ({e})")
+    if missing:
+        raise DataError(f"{p}: missing array {', '.join(missing)} (need {', '.join(NPZ_ARRAYS)})")
 
 
 def _folder(path, split: str, size: int):

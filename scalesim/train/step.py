@@ -17,7 +17,8 @@ cross-entropy and accuracy, for monitoring.
 
 Update (Goyal eq. 10, with momentum correction eq. 11 when the learning rate changes):
     u <- m * (lr_t / lr_{t-1} if momentum_correction else 1) * u + lr_t * (g + wd * w);  w <- w - u
-With correction this equals the usual "v <- m v + g; w <- w - lr v" form. Weight decay is added to
+With correction this equals the usual "v <- m v + g; w <- w - lr v" form. It runs as TensorFlow's
+fused ResourceApplyKerasMomentum kernel, so `velocity` holds -u. Weight decay is added to
 the gradient (an L2 term in the loss) and, with wd_exclude_bn_bias, skipped for 1-D variables (BN
 gamma/beta and biases).
 
@@ -95,11 +96,12 @@ class Trainer:
         mom = tf.constant(self.recipe.momentum, tf.float32)
         if self.recipe.momentum_correction:
             mom = mom * tf.where(self.prev_lr > 0.0, lr / tf.maximum(self.prev_lr, 1e-30), 1.0)
-        for v, g, u, wd in zip(self.variables, grads, self.velocity, self._wd):
+        for v, g, a, wd in zip(self.variables, grads, self.velocity, self._wd):
             if wd:
                 g = g + wd * v
-            u.assign(mom * u + lr * g)
-            v.assign_sub(u)
+            # One fused kernel per variable: a <- mom * a - lr * g; w <- w + a, i.e. a = -u.
+            tf.raw_ops.ResourceApplyKerasMomentum(var=v.value.handle, accum=a.handle, lr=lr, grad=g,
+                                                  momentum=mom, use_nesterov=False)
         self.prev_lr.assign(lr)
 
     def _train_step(self, x, y, lr):
