@@ -86,3 +86,13 @@ def test_curves_alone_are_not_a_model(tmp_path):
     fs.make_train_run(tmp_path / "train", 256, 1000.0)
     with pytest.raises(DataError, match="throughput measurements"):
         fit(tmp_path / "train", bootstrap=0)
+
+
+def test_hierarchical_allreduce_recovers_intra_and_inter_links(tmp_path):
+    truth = fs.RUN_TRUE._replace(comm=fs.RUN_TRUE.comm._replace(algorithm="hierarchical"))
+    fs.make_run(tmp_path / "run", p=truth, sd=0.02, seed=6)
+    m = fit(tmp_path / "run", bootstrap=0, algorithm="hierarchical")
+    got, want = from_perf(m.perf), from_perf(truth)
+    assert m.perf.comm.algorithm == "hierarchical"
+    for k in ("inv_bw_intra", "inv_bw_inter", "alpha_inter", "alpha_c", "beta_c"):
+        assert got[k] == pytest.approx(want[k], rel=0.15), k

@@ -75,7 +75,7 @@ def test_momentum_update_with_and_without_goyal_correction(correction):
     g = [np.full(v.shape, 0.5, np.float32) for v in model.trainable_variables]
     t.apply(g, 0.1)
     t.apply(g, 0.3)
-    # Goyal eq. 10/11: u1 = lr1 g; u2 = m (lr2/lr1 if corrected) u1 + lr2 g; w2 = w0 - u1 - u2
+    # Goyal Sec. 3: u1 = lr1 g; u2 = m (lr2/lr1 if corrected) u1 + lr2 g; w2 = w0 - u1 - u2
     u1 = 0.1 * 0.5
     u2 = 0.9 * (3.0 if correction else 1.0) * u1 + 0.3 * 0.5
     for w, v in zip(w0, model.trainable_variables):

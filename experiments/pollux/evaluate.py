@@ -81,17 +81,43 @@ def table(split: str, fixed=None) -> list[str]:
     return lines
 
 
+def params_table(split: str) -> list[str]:
+    """The terms that carry the extrapolation, fitted on the training split, and sync-time MAPE."""
+    lines = [f"fitted on NOT ({split}): scalesim terms; sync_time MAPE (multi-replica rows) in/out",
+             f"{'workload':<12} {'gamma':>6} {'colocation':>10} {'cv':>6} {'jitter':>6} {'pair_sharing':>12} "
+             f"{'M/bw_x s':>9} {'o_x s':>7} {'sync in':>8} {'out':>6}"]
+    for w in WORKLOADS:
+        steps = ob.load(pollux_dir() / f"{w}.placements.csv").steps
+        test = ob.holdout_mask(steps, split)
+        f = fit_perf(steps[~test].reset_index(drop=True))
+        c, m = f.perf.compute, f.perf.comm
+        pred = predict_quantities(f.perf, steps)
+
+        def sync_mape(sel):
+            sel = sel & (steps.num_replicas > 1)
+            return mape(pred.sync_time[sel], steps.sync_time[sel])
+
+        lines.append(f"{w:<12} {f.perf.gamma:>6.2f} {c.colocation:>10.3f} {c.cv:>6.3f} {m.jitter:>6.3f} "
+                     f"{m.pair_sharing:>12.2f} {1 / m.bw_inter:>9.3f} {m.overhead_inter:>7.3f} "
+                     f"{sync_mape(~test):>8.1f} {sync_mape(test):>6.1f}")
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", default="num_replicas>4")
     ap.add_argument("--splits", action="store_true", help="also other splits (robustness)")
     ap.add_argument("--ablations", action="store_true", help="also scalesim with single terms switched off")
+    ap.add_argument("--params", action="store_true", help="also the fitted terms and sync-time errors")
     args = ap.parse_args(argv)
     if not pollux_dir().is_dir():
         print(f"no Pollux traces at {pollux_dir()} (set SCALESIM_POLLUX_DIR)", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     print("\n".join(table(args.split)))
+    if args.params:
+        print()
+        print("\n".join(params_table(args.split)))
     if args.splits:
         for split in ("num_replicas>6", "num_replicas>3", "num_nodes>2", "local_batch>=64 or num_replicas>8"):
             print()

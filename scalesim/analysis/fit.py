@@ -19,11 +19,8 @@ from ..errors import DataError
 from ..model.perf import PerfParams
 from . import observations as ob
 from .modelfile import FittedModel, perf_to_dict
-from .perf_fit import fit_perf, from_perf, predict_quantities
+from .perf_fit import fit_perf, from_perf
 from .stateff_fit import fit_stateff
-
-QUANTITIES = ("step_time", "compute_time", "allreduce_time", "sync_time")
-
 
 def _floats(p: PerfParams) -> PerfParams:
     def f(t):
@@ -54,18 +51,10 @@ def intervals(boots: list, free: list, level: float = 90.0) -> dict:
 
 
 def quality(perf: PerfParams, steps) -> dict:
-    """MAPE per measured quantity (sync_time only where replicas > 1: it is ~0 otherwise)."""
-    pred = predict_quantities(perf, steps)
-    out = {}
-    for q in QUANTITIES:
-        y = steps[q].to_numpy(float)
-        ok = np.isfinite(y) & (y > 0)
-        if q in ("sync_time", "allreduce_time"):
-            ok &= steps["num_replicas"].to_numpy() > 1
-        if ok.any():
-            err = np.abs(pred[q].to_numpy()[ok] - y[ok]) / y[ok]
-            out[q] = {"mape": float(100 * err.mean()), "n": int(ok.sum())}
-    return out
+    """In-sample MAPE per measured quantity (as `validate` computes it)."""
+    from .validate import comparison, mape_by_quantity
+
+    return mape_by_quantity(comparison(perf, steps)) if len(steps) else {}
 
 
 def _ranges(steps, bench) -> dict:

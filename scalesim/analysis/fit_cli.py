@@ -50,7 +50,7 @@ def _fmt(v) -> str:
 
 
 def summary(m) -> str:
-    from .perf_fit import SPACE
+    from .perf_plan import SPACE
 
     d, q, iv = m.data, m.quality, m.intervals
     lines = [f"fitted {d['rows']} configurations" + (f" + {d['allreduce_rows']} allreduce benchmark rows"

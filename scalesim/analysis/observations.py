@@ -16,13 +16,16 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from ..errors import DataError, UsageError
 from ..schema import RunDir
 from . import traces
+
+if TYPE_CHECKING:  # pandas is imported lazily: the CLI parser imports this module
+    import pandas as pd
 
 STEP_COLUMNS = ("source", "config", "num_nodes", "num_replicas", "replicas_per_node", "placement", "local_batch",
                 "step_time", "compute_time", "allreduce_time", "sync_time", "cores_per_host", "threads_per_rank")

@@ -13,12 +13,17 @@ give grad_var_batch when grad_var is the variance of a mean over that many examp
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+
+if TYPE_CHECKING:  # pandas is imported lazily: the CLI parser imports this module
+    import pandas as pd
 
 TRACE_COLUMNS = ("num_nodes", "num_replicas", "replicas_per_node", "placement", "local_batch", "step_time",
                  "sync_time")

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from ..errors import DataError
+
+if TYPE_CHECKING:  # pandas is imported lazily: the CLI parser imports this module
+    import pandas as pd
 
 QUANTITIES = ("step_time", "compute_time", "allreduce_time", "sync_time")
 MAX_PRINTED = 40
@@ -25,11 +28,8 @@ class Validation(NamedTuple):
 
 
 def validate(model, data, only_unseen: bool = False) -> Validation:
-    import pandas as pd
-
     from . import modelfile
     from . import observations as ob
-    from .perf_fit import predict_quantities
 
     if not isinstance(model, modelfile.FittedModel):
         model = modelfile.load(model)
@@ -42,7 +42,18 @@ def validate(model, data, only_unseen: bool = False) -> Validation:
         if steps.empty:
             raise DataError("every configuration in the data was used to fit the model (nothing unseen to validate)")
     modelfile.check_predictable(model, steps["num_nodes"].to_numpy())
-    pred = predict_quantities(model.perf, steps)
+    table = comparison(model.perf, steps, seen)
+    return Validation(table, mape_by_quantity(table))
+
+
+def comparison(perf, steps, seen=None) -> "pd.DataFrame":
+    """One row per (configuration, measured quantity): measured, predicted, error_pct."""
+    import pandas as pd
+
+    from .perf_fit import predict_quantities
+
+    pred = predict_quantities(perf, steps)
+    seen = np.zeros(len(steps), bool) if seen is None else np.asarray(seen, bool)
     rows = []
     for q in QUANTITIES:
         y = steps[q].to_numpy(float)
@@ -56,10 +67,12 @@ def validate(model, data, only_unseen: bool = False) -> Validation:
         rows.append(pd.DataFrame({"config": part["config"].to_numpy(), "quantity": q, "measured": y[ok],
                                   "predicted": p, "error_pct": 100 * (p - y[ok]) / y[ok],
                                   "seen": seen[ok], "source": part["source"].to_numpy()}))
-    table = pd.concat(rows, ignore_index=True)
-    mape = {q: {"mape": float(g["error_pct"].abs().mean()), "n": int(len(g))}
+    return pd.concat(rows, ignore_index=True)
+
+
+def mape_by_quantity(table) -> dict:
+    return {q: {"mape": float(g["error_pct"].abs().mean()), "n": int(len(g))}
             for q, g in table.groupby("quantity", sort=False)}
-    return Validation(table, mape)
 
 
 def render(v: Validation, show_all: bool = False) -> str:

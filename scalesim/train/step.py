@@ -15,7 +15,7 @@ batch (Goyal Sec. 3, "remark 3"). Consequently:
 as in scalesim.measure.noise.local_mean_scale). The `loss`/`acc` returned are the LOCAL batch's mean
 cross-entropy and accuracy, for monitoring.
 
-Update (Goyal eq. 10, with momentum correction eq. 11 when the learning rate changes):
+Update (Goyal Sec. 3, "momentum correction" when the learning rate changes):
     u <- m * (lr_t / lr_{t-1} if momentum_correction else 1) * u + lr_t * (g + wd * w);  w <- w - u
 With correction this equals the usual "v <- m v + g; w <- w - lr v" form. It runs as TensorFlow's
 fused ResourceApplyKerasMomentum kernel, so `velocity` holds -u. Weight decay is added to
