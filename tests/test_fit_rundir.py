@@ -96,3 +96,10 @@ def test_hierarchical_allreduce_recovers_intra_and_inter_links(tmp_path):
     assert m.perf.comm.algorithm == "hierarchical"
     for k in ("inv_bw_intra", "inv_bw_inter", "alpha_inter", "alpha_c", "beta_c"):
         assert got[k] == pytest.approx(want[k], rel=0.15), k
+
+
+def test_trace_and_run_directory_are_not_mixed(tmp_path):
+    fs.make_run(tmp_path / "run", batches=(16, 64), bench=False)
+    fs.write_trace(tmp_path / "t.csv")
+    with pytest.raises(DataError, match="fit them separately"):
+        fit([tmp_path / "run", tmp_path / "t.csv"], bootstrap=0)

@@ -49,29 +49,27 @@ def _fmt(v) -> str:
     return "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
 
 
-def summary(m) -> str:
-    from .perf_plan import SPACE
+def _param_line(name, value, intervals, fitted) -> str:
+    iv = intervals.get(name)
+    tag = f"[{iv[0]:.4g}, {iv[1]:.4g}]" if iv else ("fitted" if name in fitted else "fixed")
+    if iv and iv[0] > 0 and iv[1] / iv[0] > 100:
+        tag += "  poorly identified by these data"
+    return f"  {name:15s} {_fmt(value):>12}  {tag}"
 
-    d, q, iv = m.data, m.quality, m.intervals
+
+def summary(m) -> str:
+    d, q = m.data, m.quality
     lines = [f"fitted {d['rows']} configurations" + (f" + {d['allreduce_rows']} allreduce benchmark rows"
                                                        if d.get("allreduce_rows") else "")
              + (f"; {d['held_out_rows']} held out by {d['holdout']!r}" if d.get("holdout") else "")]
     lines += [f"  in-sample MAPE {k}: {v['mape']:.1f} % over {v['n']}" for k, v in q.items()]
     lines.append("parameters (90 % bootstrap interval):")
     fitted = set(m.meta.get("fitted", []))
-    for part in (m.perf.compute, m.perf.comm):
-        for k, v in part._asdict().items():
-            if k in ("grad_bytes", "algorithm") or (k.replace("bw", "inv_bw") not in SPACE and k not in SPACE):
-                continue
-            tag = f"[{iv[k][0]:.4g}, {iv[k][1]:.4g}]" if k in iv else ("fitted" if k in fitted else "fixed")
-            lines.append(f"  {k:15s} {_fmt(v):>12}  {tag}")
-    g = "gamma"
-    lines.append(f"  {g:15s} {_fmt(m.perf.gamma):>12}  "
-                 + (f"[{iv[g][0]:.4g}, {iv[g][1]:.4g}]" if g in iv else ("fitted" if g in fitted else "fixed")))
+    values = {**m.perf.compute._asdict(), **m.perf.comm._asdict(), "gamma": m.perf.gamma}
+    lines += [_param_line(k, v, m.intervals, fitted) for k, v in values.items() if k not in ("grad_bytes", "algorithm")]
     if not m.meta.get("grad_bytes_known"):
         lines.append("  (gradient size unknown: bw_* are in gradients/s, i.e. M/bw is the fitted quantity)")
-    for note in m.meta.get("notes", []):
-        lines.append(f"  note: {note}")
+    lines += [f"  note: {note}" for note in m.meta.get("notes", [])]
     if m.stateff:
         s = m.stateff
         lines.append(f"statistical efficiency ({s['method']}): B_noise = {_fmt(s.get('b_noise'))}, "

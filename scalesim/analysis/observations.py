@@ -182,6 +182,10 @@ def merge(parts: list[Observations]) -> Observations:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     sizes = {o.grad_bytes for o in parts if o.grad_bytes}
+    unknown = [s for o in parts if not o.grad_bytes and not o.steps.empty for s in o.sources]
+    if sizes and unknown:
+        raise DataError(f"{unknown[0]} has no gradient size but the run directories do; a throughput trace "
+                        "and scalesim runs describe different systems: fit them separately")
     if len(sizes) > 1:
         raise DataError(f"the sources train models of different gradient sizes ({', '.join(f'{s:,.0f}' for s in sorted(sizes))} "
                         "bytes); fit one model at a time")
