@@ -1,8 +1,8 @@
 """The key external check: on Pollux's traces (6 workloads, 4 nodes x 4 T4 GPUs, measured by AdaptDL),
 fit on placements with <= 4 replicas and predict those with > 4. Skips where the traces are absent.
 
-Measured out-of-sample step-time MAPE (experiments/pollux/evaluate.py): bert 3.2, cifar10 7.3,
-deepspeech2 7.6, imagenet 6.7, ncf 7.3, yolov3 6.8 %; the Pollux model form re-fitted the same way:
+Measured out-of-sample step-time MAPE (experiments/pollux/evaluate.py): bert 3.2, cifar10 7.4,
+deepspeech2 7.5, imagenet 6.7, ncf 7.3, yolov3 6.8 %; the Pollux model form re-fitted the same way:
 44.7, 39.4, 23.0, 14.8, 61.9, 31.9 %. Limits below leave ~2 points of margin for optimizer noise.
 """
 import pytest
