@@ -69,7 +69,7 @@ def test_quick_study_end_to_end_and_resume(tmp_path):
     pr = _mod("goyal_protocol")
     planned = [p.id for p in pr.plan(pr.QUICK)]
     files = sorted((out / "points").glob("*.json"))
-    assert [f.stem for f in files] == sorted(planned)
+    assert sorted(f.stem for f in files) == sorted(planned)
     for name in ("results.csv", "summary.json", "tables.md", "protocol.json"):
         assert (out / name).is_file()
     recs = {f.stem: json.loads(f.read_text()) for f in files}

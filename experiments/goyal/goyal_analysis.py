@@ -177,7 +177,7 @@ def table1_md(rows: list, batches, targets) -> str:
     tt = next((t for t in targets if target_spec(t)[0] == "val_acc"), targets[0])
     key = target_key(tt)
     st, ep = by_batch_arm(rows, f"steps_to_{key}"), by_batch_arm(rows, f"epochs_to_{key}")
-    lines = ["| global batch | η peak (linear) | steps | (a) no scaling: test err % | (b) linear, no warmup | "
+    lines = ["| global batch | η peak (linear) | steps in budget | (a) no scaling: test err % | (b) linear, no warmup | "
              f"(c) linear + warmup | (c) steps to {target_label(tt)} | (c) epochs to it |",
              "|---:|---:|---:|---|---|---|---|---|"]
     for B in batches:
