@@ -67,7 +67,25 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    _atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n").encode())
+    """Strict JSON (NaN/inf become null, so any JSON reader can open the file), written atomically."""
+    text = json.dumps(_finite(obj), indent=2, sort_keys=False, default=_jsonable, allow_nan=False)
+    _atomic_write_bytes(Path(path), (text + "\n").encode())
+
+
+def _finite(o):
+    import math
+
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if hasattr(o, "dtype") and getattr(o, "shape", None) == ():  # numpy scalar
+        return _finite(o.item())
+    if hasattr(o, "tolist") and hasattr(o, "dtype"):  # numpy array
+        return _finite(o.tolist())
+    return o
 
 
 def _jsonable(o):

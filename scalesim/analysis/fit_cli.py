@@ -23,8 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--starts", type=int, default=4, metavar="K", help="optimizer starts (default 4)")
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                    help="pin a parameter instead of fitting it, e.g. --fix bw_inter=1.25e9 (repeatable)")
-    p.add_argument("--partial", action="store_true",
-                   help="fit what the data identifies and mark the rest unknown instead of refusing")
+    # One machine is the common case: fit what the data identify and mark the rest unknown (predict
+    # then refuses configurations that need them) unless --strict asks for a refusal up front.
+    p.add_argument("--strict", action="store_true",
+                   help="refuse when the data cannot identify every parameter (default: fit what they "
+                        "identify, mark the rest unknown and say so)")
+    p.add_argument("--partial", action="store_true", help=argparse.SUPPRESS)  # the default; kept for old scripts
     p.add_argument("--target", type=float, metavar="VALUE",
                    help="training-curve metric value that counts as reached (default: the least good of the "
                         "runs' best values, so every run reaches it)")
@@ -84,7 +88,7 @@ def run(args) -> int:
     if args.bootstrap < 0 or args.starts < 1:
         raise UsageError("--bootstrap must be >= 0 and --starts >= 1")
     m = fit(args.sources, holdout=args.holdout, bootstrap=args.bootstrap, seed=args.seed,
-            fixed=parse_fix(args.fix), partial=args.partial, target=args.target, starts=args.starts,
+            fixed=parse_fix(args.fix), partial=not args.strict, target=args.target, starts=args.starts,
             algorithm=args.algorithm)
     modelfile.save(m, args.out)
     print(summary(m))

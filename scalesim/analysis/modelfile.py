@@ -23,6 +23,7 @@ JSON layout (schema "scalesim.model/1"):
 """
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -51,8 +52,14 @@ def perf_to_dict(p: PerfParams) -> dict:
     return {"compute": p.compute._asdict(), "comm": p.comm._asdict(), "gamma": p.gamma}
 
 
+def _nan_for_null(d: dict) -> dict:
+    # write_json stores unknown (NaN) parameters as null; the model math wants NaN back
+    return {k: (math.nan if v is None else v) for k, v in d.items()}
+
+
 def perf_from_dict(d: dict) -> PerfParams:
-    return PerfParams(ComputeParams(**d["compute"]), CommParams(**d["comm"]), float(d.get("gamma", 1.0)))
+    return PerfParams(ComputeParams(**_nan_for_null(d["compute"])), CommParams(**_nan_for_null(d["comm"])),
+                      float(d.get("gamma") if d.get("gamma") is not None else 1.0))
 
 
 def to_dict(m: FittedModel) -> dict[str, Any]:
