@@ -28,7 +28,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="scalesim", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="scalesim", description="Predict how data-parallel Horovod training scales: "
+                     "measure -> fit -> validate / predict / simulate -> report.")
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"scalesim {__version__}")

@@ -48,6 +48,9 @@ from typing import Any
 from .errors import DataError
 
 SCHEMA = "scalesim.run/1"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 TABLES = ("steps", "allreduce", "noise", "epochs", "timeline")
 
 
@@ -55,6 +58,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results should be readable like any file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -96,3 +96,11 @@ def test_weight_decay_skips_bn_and_bias():
     t.apply([np.zeros(v.shape, np.float32) for v in model.trainable_variables], 0.5)
     for w, v in zip(w0, model.trainable_variables):
         np.testing.assert_allclose(v.numpy(), w * 0.95, rtol=1e-6, err_msg=v.path)
+
+
+def test_batches_below_reference_start_at_their_rate_without_warmup():
+    from scalesim.model.schedule import LRSchedule, describe, lr_at
+
+    s = LRSchedule(global_batch=128)  # eta = 0.1 x 128/256 = 0.05: nothing to ramp up to
+    assert [lr_at(s, e) for e in (0.0, 2.5, 4.9)] == [0.05, 0.05, 0.05]
+    assert "warmup" not in describe(s)

@@ -37,16 +37,7 @@ def load_data(p: Protocol) -> dict:
 
 
 def build(p: Protocol, seed: int, ghost_batch: int):
-    """ResNet-8 (n=1) is not in resnet.MODELS; it is built by the same block code as ResNet-20."""
-    if p.model in R.MODELS:
-        return R.build_model(p.model, (28, 28, 1), 10, ghost_batch=ghost_batch, seed=seed, width=p.width)
-    import keras
-
-    depth = {"resnet8": 1}[p.model]
-    b = R._Builder(ghost_batch, seed)
-    inputs = keras.Input(shape=(28, 28, 1))
-    x = keras.layers.GlobalAveragePooling2D()(R._cifar(b, inputs, depth, p.width, True))
-    return keras.Model(inputs, b.dense(x, 10), name=p.model)
+    return R.build_model(p.model, (28, 28, 1), 10, ghost_batch=ghost_batch, seed=seed, width=p.width)
 
 
 def _noisy_step(trainer, x, y, lr, hvd):

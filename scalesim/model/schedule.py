@@ -45,8 +45,9 @@ def peak_lr(s: LRSchedule) -> float:
 def lr_at(s: LRSchedule, epoch: float) -> float:
     """Learning rate at a (fractional) epoch; call it per iteration with epoch = step / steps_per_epoch."""
     peak = peak_lr(s)
-    if epoch < s.warmup_epochs and peak != s.ref_lr:
-        # Goyal's gradual warmup starts at eta_ref (not 0) and reaches the peak after k epochs.
+    if epoch < s.warmup_epochs and peak > s.ref_lr:
+        # Goyal's gradual warmup starts at eta_ref (not 0) and reaches the peak after k epochs; it only
+        # exists to ramp *up* to a large-batch rate, so batches below B_ref start at their rate directly.
         return s.ref_lr + (peak - s.ref_lr) * epoch / s.warmup_epochs
     n_decays = sum(1 for d in s.decay_epochs if epoch >= d)
     return peak * s.decay_factor ** n_decays
@@ -56,7 +57,7 @@ def describe(s: LRSchedule) -> str:
     peak = peak_lr(s)
     parts = [f"eta = {s.ref_lr:g} x {s.global_batch}/{s.ref_batch} = {peak:.4g}" if s.rule == "linear"
              else f"eta = {peak:.4g} ({s.rule} rule)"]
-    if s.warmup_epochs > 0 and peak != s.ref_lr:
+    if s.warmup_epochs > 0 and peak > s.ref_lr:
         parts.append(f"linear warmup {s.ref_lr:g} -> {peak:.4g} over {s.warmup_epochs:g} epochs")
     if s.decay_epochs:
         parts.append(f"x{s.decay_factor:g} at epochs {', '.join(f'{d:g}' for d in s.decay_epochs)}")

@@ -2,4 +2,4 @@
 recipe, hvdrun, progress and the worker's argument definitions are TF-free; resnet and step
 import TensorFlow/Keras."""
 
-MODELS = ("resnet20", "resnet32", "resnet56", "resnet50")
+MODELS = ("resnet8", "resnet20", "resnet32", "resnet56", "resnet50")

@@ -22,7 +22,7 @@ from keras import layers, ops
 from ..errors import UsageError
 from . import MODELS
 
-CIFAR_DEPTHS = {"resnet20": 3, "resnet32": 5, "resnet56": 9}   # n blocks per stage, depth 6n+2
+CIFAR_DEPTHS = {"resnet8": 1, "resnet20": 3, "resnet32": 5, "resnet56": 9}   # n blocks per stage, depth 6n+2
 BN_MOMENTUM = 0.9     # moving-average decay of He et al. / torchvision (PyTorch momentum 0.1)
 BN_EPSILON = 1e-5
 
