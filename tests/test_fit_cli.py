@@ -34,7 +34,7 @@ BAD = {
     "bad holdout": (["fit", "t.csv", "--out", "m.json", "--holdout", "num_replicas>>4"], "holdout"),
     "bad fix": (["fit", "t.csv", "--out", "m.json", "--fix", "bw_inter"], "--fix needs NAME=VALUE"),
     "unknown fix": (["fit", "t.csv", "--out", "m.json", "--fix", "speed=3"], "not a parameter"),
-    "one node count": (["fit", "one.csv", "--out", "m.json"], "between hosts: cannot fit"),
+    "one node count, strict": (["fit", "one.csv", "--out", "m.json", "--strict"], "between hosts: cannot fit"),
     "bad trace": (["fit", "bad.csv", "--out", "m.json"], "row 2"),
     "negative bootstrap": (["fit", "t.csv", "--out", "m.json", "--bootstrap", "-1"], "--bootstrap"),
     "missing model": (["validate", "--model", "none.json", "t.csv"], "no such file"),
@@ -54,3 +54,14 @@ def test_bad_input_is_one_line_exit_2(tmp_path, argv, msg):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"scalesim {argv[0]}: error:") and msg in lines[0], r.stderr
     assert not (tmp_path / "m.json").exists()
+
+
+def test_default_fit_marks_unidentified_link_unknown_as_null(tmp_path):
+    import json
+
+    fs.write_trace(tmp_path / "one.csv", placements=("1", "2", "4"))
+    r = _cli("fit", "one.csv", "--out", "m.json", "--bootstrap", "0", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "bw_inter unknown" in r.stdout
+    d = json.loads((tmp_path / "m.json").read_text())  # strict JSON: no NaN tokens
+    assert d["perf"]["comm"]["bw_inter"] is None and d["perf"]["comm"]["bw_intra"] > 0

@@ -86,7 +86,7 @@ def plan(steps, bench, fixed: dict | None = None, partial: bool = False) -> Plan
             missing = [k.replace("inv_bw", "bw") for k in names if k not in pinned]
             if not partial:
                 raise DataError(f"communication {cls}: cannot fit {', '.join(missing)}: {why}; measure such "
-                                f"configurations, fix them (e.g. --fix {missing[-1]}=...), or pass --partial")
+                                f"configurations, fix them (e.g. --fix {missing[-1]}=...), or drop --strict to leave them unknown")
             for k in names:
                 pinned.setdefault(k, math.nan)
             unidentified += missing
