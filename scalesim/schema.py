@@ -54,7 +54,8 @@ os.umask(_UMASK)
 TABLES = ("steps", "allreduce", "noise", "epochs", "timeline")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -70,10 +71,13 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+_atomic_write_bytes = atomic_write_bytes  # the name other modules imported first
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Strict JSON (NaN/inf become null, so any JSON reader can open the file), written atomically."""
     text = json.dumps(_finite(obj), indent=2, sort_keys=False, default=_jsonable, allow_nan=False)
-    _atomic_write_bytes(Path(path), (text + "\n").encode())
+    atomic_write_bytes(Path(path), (text + "\n").encode())
 
 
 def _finite(o):
@@ -167,7 +171,7 @@ class RunDir:
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
         out = self.path / table / f"{_safe(part)}.parquet"
-        _atomic_write_bytes(out, buf.getvalue())
+        atomic_write_bytes(out, buf.getvalue())
         return out
 
     def has_table(self, table: str) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from goyal_protocol import ARMS, REF_BATCH, equivalent_arms
+from goyal_protocol import ARMS, REF_BATCH, equivalent_arms, plan
 from scalesim.model.stateff import b_simple, steps_to_target
 from scalesim.schema import read_json, write_json
 
@@ -243,7 +243,7 @@ def analyse(out: Path, proto) -> dict:
     batches = [B for B in proto.batches if any(r["global_batch"] == B for r in rows)]
     checks = [stateff_check(rows, batches, t) for t in proto.targets] if rows else []
     err = by_batch_arm(rows, "test_err")
-    summary = {"n_points": len(points), "planned": len(__import__("goyal_protocol").plan(proto)),
+    summary = {"n_points": len(points), "planned": len(plan(proto)),
                "break_batch": {a: break_point(err, batches, a) for a in ARMS}, "break_pp": BREAK_PP,
                "stateff": checks, "hvd_vs_emulated": hvd_compare(points),
                "test_err": {f"{B}-{a}": c for (B, a), c in err.items()}}

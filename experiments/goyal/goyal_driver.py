@@ -45,18 +45,17 @@ def _noisy_step(trainer, x, y, lr, hvd):
     from scalesim.train.step import sqnorm
 
     if hvd is None:
-        h = len(x) // 2
-        g1, l1, _ = trainer.compute_grads(x[:h], y[:h])
-        g2, l2, _ = trainer.compute_grads(x[h:], y[h:])
-        full = [(a + b) * 0.5 for a, b in zip(g1, g2)]
+        (g1, g2), full, (l1, l2) = trainer.half_batch_grads(x, y)
         small = [float(sqnorm(g1)), float(sqnorm(g2))]
         loss = 0.5 * (float(l1) + float(l2))
     else:
         g, l, _ = trainer.compute_grads(x, y)
         full = trainer.allreduce(g)
         n = trainer.num_replicas
-        small = [trainer.sum_across_ranks([float(sqnorm(g)) * n * n])[0] / n]
-        loss = trainer.sum_across_ranks([float(l)])[0] / n
+        # One collective for both rank means: |local mean gradient|^2 (= (n |g|)^2) and the loss.
+        local_sq, loss = trainer.sum_across_ranks([float(sqnorm(g)) * trainer.local_mean_scale ** 2,
+                                                   float(l)]) / n
+        small = [local_sq]
     trainer.apply(full, lr)
     return loss, small, float(sqnorm(full))
 
@@ -88,7 +87,8 @@ def train_point(p: Protocol, point: Point, data: dict, hvd=None, log=print) -> d
     t0, train_time = time.time(), 0.0
     for step in range(total):
         epoch_i, s_in = divmod(step, spe)
-        perm = D.epoch_permutation(len(xtr), epoch_i, seed=point.seed)
+        if s_in == 0:
+            perm = D.epoch_permutation(len(xtr), epoch_i, seed=point.seed)
         idx = D.batch_indices(perm, s_in, B, rank, ranks)
         lr = lr_at(sched, step / spe)
         ts = time.time()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ sys.path[:0] = [str(HERE), str(REPO)]
 
 from goyal_protocol import FULL, QUICK, Point, plan  # noqa: E402
 from scalesim.schema import read_json, write_json  # noqa: E402
+from scalesim.train import hvdrun  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -63,15 +63,13 @@ def check_protocol(out: Path, proto) -> None:
 
 
 def run_hvd(point: Point, out: Path, quick: bool, timeout: float) -> bool:
-    horovodrun = Path(sys.executable).with_name("horovodrun")
-    cmd = [str(horovodrun), "-np", str(point.ranks), "-H", f"localhost:{point.ranks}", "--gloo",
+    cmd = [hvdrun.horovodrun_path(), "-np", str(point.ranks), "-H", f"localhost:{point.ranks}", "--gloo",
            sys.executable, str(Path(__file__).resolve()), "--worker", point.id, "--out", str(out)]
     if quick:
         cmd.append("--quick")
     log(f"{point.id}: {' '.join(cmd)}")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     try:
-        r = subprocess.run(cmd, env=env, timeout=timeout, stdout=sys.stdout, stderr=subprocess.STDOUT)
+        r = subprocess.run(cmd, env=hvdrun.rank_env(), timeout=timeout, stdout=sys.stdout, stderr=subprocess.STDOUT)
     except subprocess.TimeoutExpired:
         log(f"{point.id}: horovodrun timed out after {timeout:.0f} s")
         return False
@@ -81,11 +79,9 @@ def run_hvd(point: Point, out: Path, quick: bool, timeout: float) -> bool:
 def worker(args, proto) -> int:
     """Rank body under horovodrun: one thread per rank, rank 0 writes the point."""
     import horovod.tensorflow as hvd
-    import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
     hvd.init()
+    hvdrun.configure_tf_threads(1, hvd.local_size())
     point = next(pt for pt in plan(proto) if pt.id == args.worker)
     import goyal_driver as driver
 

@@ -55,10 +55,19 @@ def _frame(rows=None, columns=()):
 
 
 # --- run directories ---------------------------------------------------------------------------
+def slowest_step_median(steps, by):
+    """Median over steps of the slowest rank's step_time, per group of the `by` columns of a steps
+    table: a synchronous step lasts as long as its slowest rank."""
+    by = list(by)
+    per_step = steps.groupby(by + ["step"], dropna=False)["step_time"].max()
+    return per_step.groupby(level=by, dropna=False).median()
+
+
 def _per_config(steps, source: str):
     """Median over steps of (max over ranks of step_time, mean over ranks of the split)."""
-    import pandas as pd
-
+    if "mode" not in steps:
+        steps = steps.assign(mode="production")
+    step_time = slowest_step_median(steps, ["config_id", "mode"])
     rows = []
     for cid, g in steps.groupby("config_id", sort=False):
         first = g.iloc[0]
@@ -68,17 +77,16 @@ def _per_config(steps, source: str):
                "cores_per_host": float(first.get("cores_per_host", math.inf)),
                "threads_per_rank": float(first.get("threads_per_rank", 1.0)),
                "step_time": np.nan, "compute_time": np.nan, "allreduce_time": np.nan, "sync_time": np.nan}
-        mode = g["mode"] if "mode" in g else pd.Series("production", index=g.index)
-        prod, ins = g[mode == "production"], g[mode == "instrumented"]
+        prod, ins = g[g["mode"] == "production"], g[g["mode"] == "instrumented"]
         if len(prod):
-            row["step_time"] = float(prod.groupby("step")["step_time"].max().median())
+            row["step_time"] = float(step_time[(cid, "production")])
         if len(ins):
             split = ins[[c for c in ("data_time", "compute_time", "update_time") if c in ins]].sum(axis=1, min_count=1)
             row["compute_time"] = float(split.groupby(ins["step"]).mean().median())
             if "allreduce_time" in ins:
                 row["allreduce_time"] = float(ins.groupby("step")["allreduce_time"].mean().median())
             if not len(prod):  # no production steps: the serial instrumented step is all we have
-                row["step_time"] = float(ins.groupby("step")["step_time"].max().median())
+                row["step_time"] = float(step_time[(cid, "instrumented")])
         if row["num_replicas"] == 1:
             row["allreduce_time"] = np.nan
         rows.append(row)

@@ -107,8 +107,8 @@ def run(args) -> int:
     if args.out:
         from pathlib import Path
 
-        from ..schema import _atomic_write_bytes
+        from ..schema import atomic_write_bytes
 
-        _atomic_write_bytes(Path(args.out), v.table.to_csv(index=False).encode())
+        atomic_write_bytes(Path(args.out), v.table.to_csv(index=False).encode())
         print(f"wrote {args.out}", file=sys.stderr)
     return 0

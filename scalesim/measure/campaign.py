@@ -20,7 +20,7 @@ from ..train import MODELS
 from ..train import data as tdata
 from ..train import hvdrun
 from . import allreduce_bench
-from .launcher import run_launch
+from .launcher import launch_hosts, run_launch
 from .summary import print_summary
 
 DEFAULT_BATCHES = (32, 64, 128)
@@ -169,10 +169,6 @@ def config_from_args(args) -> dict:
     }
 
 
-def _hosts(config: dict, n: int):
-    return hvdrun.parse_hosts(",".join(config["hosts"]) or None, n)
-
-
 def config_id(num_replicas: int, local_batch: int) -> str:
     return f"n{num_replicas}-b{local_batch}"
 
@@ -194,7 +190,7 @@ def create_run(config: dict, out: str | None, name: str | None) -> RunDir:
     if rd.exists():
         raise UsageError(f"{rd.path} is already a run directory; use --resume {rd.path}")
     cores = hvdrun.usable_cores()
-    configs = [{"config_id": config_id(n, b), "num_nodes": hvdrun.num_hosts_used(_hosts(config, n), n),
+    configs = [{"config_id": config_id(n, b), "num_nodes": hvdrun.num_hosts_used(launch_hosts(config, n), n),
                 "num_replicas": n, "local_batch": b, "global_batch": n * b, "status": "pending",
                 "error": None} for n in config["node_counts"] for b in config["local_batches"]]
     ar = [{"num_replicas": n, "status": "pending", "error": None} for n in config["node_counts"]]

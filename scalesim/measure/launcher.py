@@ -48,16 +48,20 @@ def _set_status(rd: RunDir, key: str, id_key: str, ident, status: str, error: st
     rd.write_manifest(m)
 
 
-def worker_command(rd: RunDir, n: int, ids: list[str], bench: bool) -> list[str]:
-    cfg = rd.read_manifest()["config"]
-    hosts = hvdrun.parse_hosts(",".join(cfg["hosts"]) or None, n)
+def launch_hosts(cfg: dict, n: int) -> list[hvdrun.Host]:
+    """The campaign's --hosts (or localhost) for a launch of n ranks."""
+    return hvdrun.parse_hosts(",".join(cfg["hosts"]) or None, n)
+
+
+def worker_command(rd: RunDir, cfg: dict, n: int, ids: list[str], bench: bool) -> list[str]:
     args = ["--run-dir", str(rd.path.resolve()), "--configs", ",".join(ids)]
-    return hvdrun.build_command(n, hosts, "scalesim.measure.worker", args + (["--allreduce-bench"] if bench else []))
+    return hvdrun.build_command(n, launch_hosts(cfg, n), "scalesim.measure.worker",
+                                args + (["--allreduce-bench"] if bench else []))
 
 
-def worker_env(rd: RunDir, n: int, attempt: int) -> dict:
+def worker_env(rd: RunDir, cfg: dict, n: int, attempt: int) -> dict:
     env = hvdrun.rank_env()
-    if rd.read_manifest()["config"].get("timeline"):
+    if cfg.get("timeline"):
         tl = rd.path / "timeline" / f"n{n}-{attempt}.json"
         tl.parent.mkdir(parents=True, exist_ok=True)
         env["HOROVOD_TIMELINE"] = str(tl.resolve())
@@ -65,16 +69,17 @@ def worker_env(rd: RunDir, n: int, attempt: int) -> dict:
 
 
 def run_launch(rd: RunDir, n: int, ids: list[str], bench: bool, attempt: int, bar) -> LaunchResult:
-    timeout = float(rd.read_manifest()["config"].get("timeout", 900))
+    cfg = rd.read_manifest()["config"]   # the campaign's settings: fixed for the run's life
+    timeout = float(cfg.get("timeout", 900))
     log_path = rd.path / "logs" / f"n{n}-{attempt}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = worker_command(rd, n, ids, bench)
+    cmd = worker_command(rd, cfg, n, ids, bench)
     res, current, rank_errors = LaunchResult(), None, {}
     tail = collections.deque(maxlen=4000)
     with open(log_path, "w") as log:
         log.write(" ".join(cmd) + "\n")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace", env=worker_env(rd, n, attempt), start_new_session=True,
+                                errors="replace", env=worker_env(rd, cfg, n, attempt), start_new_session=True,
                                 bufsize=1)
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
@@ -117,7 +122,7 @@ def run_launch(rd: RunDir, n: int, ids: list[str], bench: bool, attempt: int, ba
             bar.update(1)
         if not res.fatal:  # a fatal error is reported once, by the CLI
             bar.write(f"n={n}: {res.error} (log: {log_path})")
-    if rd.read_manifest()["config"].get("timeline"):
+    if cfg.get("timeline"):
         _parse_timeline(rd, n, attempt)
     return res
 

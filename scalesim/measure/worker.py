@@ -113,13 +113,8 @@ class Measurer:
         normalised by the batch passed) and of their union (the mean of the two)."""
         from ..train.step import sqnorm
 
-        tr = self.trainer
-        x, y = next(batches)
-        h = int(x.shape[0]) // 2
-        g1, _, _ = tr.compute_grads(x[:h], y[:h])
-        g2, _, _ = tr.compute_grads(x[h:2 * h], y[h:2 * h])
-        full = [(a + b) * 0.5 for a, b in zip(g1, g2)]
-        tr.apply(full, lr)
+        (g1, g2), full, _ = self.trainer.half_batch_grads(*next(batches))
+        self.trainer.apply(full, lr)
         return [float(sqnorm(g1)), float(sqnorm(g2))], float(sqnorm(full))
 
     def _production(self, batches, lr: float) -> float:

@@ -31,10 +31,10 @@ once (that is how the fitter evaluates a whole trace in one call).
 from __future__ import annotations
 
 import math
+from functools import cache
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import log_ndtr, ndtri
 
 ALGORITHMS = ("ring", "hierarchical", "rhd")
 
@@ -86,11 +86,15 @@ class PerfParams(NamedTuple):
 
 
 def _blom(n):
+    from scipy.special import ndtri  # not at import: ~0.15 s, and `scalesim --help` imports this module
+
     return ndtri((n - 0.375) / (n + 0.25))
 
 
 def _exact_max_normal(n_max: int):
     """E[max of n standard normals] = int x n phi(x) Phi(x)^(n-1) dx, n = 0..n_max (0 for n <= 1)."""
+    from scipy.special import log_ndtr
+
     x = np.linspace(-9.0, 12.0, 4001)
     dens = np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
     n = np.arange(1, n_max + 1, dtype=float)[:, None]
@@ -99,7 +103,12 @@ def _exact_max_normal(n_max: int):
 
 
 _Z_EXACT = 64
-_Z_TABLE = np.concatenate([_exact_max_normal(_Z_EXACT), _blom(np.arange(_Z_EXACT + 1, 4097, dtype=float))])
+
+
+@cache
+def _z_table():
+    """E[max of n standard normals] for n = 0..4096, built on first use."""
+    return np.concatenate([_exact_max_normal(_Z_EXACT), _blom(np.arange(_Z_EXACT + 1, 4097, dtype=float))])
 
 
 def expected_max_normal(n):
@@ -110,11 +119,11 @@ def expected_max_normal(n):
     if n.size and n.max() <= 4096:
         k = n.astype(np.int64)
         if np.array_equal(k, n):
-            return _Z_TABLE[k]
+            return _z_table()[k]
     small = n <= _Z_EXACT
     z = _blom(n)
     if np.any(small):  # fractional n below the table's exact range: interpolate it
-        z = np.where(small, np.interp(n, np.arange(_Z_EXACT + 1), _Z_TABLE[:_Z_EXACT + 1]), z)
+        z = np.where(small, np.interp(n, np.arange(_Z_EXACT + 1), _z_table()[:_Z_EXACT + 1]), z)
     return z
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..analysis.observations import slowest_step_median
 from ..model import perf, stateff
 
 SPLIT = (("data_time", "data"), ("compute_time", "compute"),
@@ -32,8 +33,7 @@ def config_summary(steps: pd.DataFrame) -> pd.DataFrame:
     df = steps.copy()
     if "mode" not in df:
         df["mode"] = "instrumented"
-    per_step = df.groupby(_KEYS + ["mode", "step"], dropna=False)["step_time"].max().reset_index()
-    med = per_step.groupby(_KEYS + ["mode"], dropna=False)["step_time"].median().unstack("mode")
+    med = slowest_step_median(df, _KEYS + ["mode"]).unstack("mode")
     out = pd.DataFrame(index=med.index)
     out["step_time_production"] = med.get("production", np.nan)
     out["step_time_instrumented"] = med.get("instrumented", np.nan)

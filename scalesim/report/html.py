@@ -46,7 +46,7 @@ def write_pngs(sections, out: Path) -> list:
 
 
 def run(args) -> int:
-    from ..schema import _atomic_write_bytes
+    from ..schema import atomic_write_bytes
     from . import inputs, page, sections
 
     if not (args.runs or args.model or args.validation or args.prediction):
@@ -69,7 +69,7 @@ def run(args) -> int:
                 f"{__version__} from " + "; ".join(u for u in used if u))
     text = page.render(title, subtitle, secs)
     try:
-        _atomic_write_bytes(out, text.encode("utf-8"))
+        atomic_write_bytes(out, text.encode("utf-8"))
         out.chmod(0o644)  # the atomic writer's temp file is private; a report is for sharing
         pngs = write_pngs(secs, out) if args.png else []
     except OSError as e:

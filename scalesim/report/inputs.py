@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import DataError
-from ..schema import TABLES, open_run, read_json
+from ..schema import TABLES, RunDir, read_json
 
 
 CHARTED = ("steps", "allreduce", "noise")
@@ -30,18 +30,23 @@ def load_runs(paths) -> Runs:
 
     manifests, frames, rows = [], {t: [] for t in CHARTED}, {}
     for p in paths:
-        rd = open_run(p)
+        rd = RunDir(p)
         m = rd.read_manifest()
         run_id = str(m.get("run_id") or rd.run_id)
         manifests.append((run_id, str(rd.path), m))
+        counts = rows[run_id] = {}
         try:
-            rows[run_id] = {t: _row_count(rd, t) for t in TABLES}
-            for t in CHARTED:
+            for t in TABLES:
+                if t not in CHARTED:  # counted from the Parquet footers, not read
+                    counts[t] = _row_count(rd, t)
+                    continue
                 df = rd.read_table(t)
+                counts[t] = len(df)
                 if not df.empty:
                     frames[t].append(df.assign(run_id=run_id))
         except Exception as e:  # noqa: BLE001 - a corrupt part: one line naming the run, not a traceback
-            raise DataError(f"{rd.path}: unreadable table part ({type(e).__name__}: {str(e).splitlines()[0]})")
+            first = (str(e).splitlines() or [""])[0]
+            raise DataError(f"{rd.path}: unreadable table part ({type(e).__name__}: {first})")
     tables = {t: (pd.concat(fs, ignore_index=True) if fs else pd.DataFrame()) for t, fs in frames.items()}
     return Runs(manifests, tables, rows)
 

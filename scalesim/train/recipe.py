@@ -1,7 +1,7 @@
 """The training recipe as configuration (no TensorFlow here, so the CLI can validate it)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 from ..model.schedule import LRSchedule, validate
 
@@ -28,9 +28,6 @@ class Recipe:
         """The LR schedule for a global batch; raises UsageError on bad values."""
         return validate(LRSchedule(global_batch, self.ref_lr, self.ref_batch, self.rule,
                                    self.warmup_epochs, tuple(self.decay_epochs), self.decay_factor))
-
-    def with_(self, **changes) -> "Recipe":
-        return replace(self, **changes)
 
     def to_dict(self) -> dict:
         d = asdict(self)

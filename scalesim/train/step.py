@@ -72,6 +72,7 @@ class Trainer:
         self._apply_fn = tf.function(self._apply)
         self._train_fn = tf.function(self._train_step)
         self._eval_fn = tf.function(self._eval_batch, reduce_retracing=True)
+        self._sync_bn_fn = tf.function(self._sync_bn)
 
     # --- phases --------------------------------------------------------------------------
     def _compute_grads(self, x, y):
@@ -109,6 +110,15 @@ class Trainer:
         self._apply(self._allreduce(grads), lr)
         return loss, acc
 
+    def half_batch_grads(self, x, y):
+        """One process's two-batch-size gradients at one pass's FLOPs (McCandlish et al. 2018,
+        App. A.1): ((g_1, g_2), g, (loss_1, loss_2)) for the two halves of (x, y), each a mean over
+        b/2 since the loss is normalised by the batch passed, and their mean g, the batch gradient."""
+        h = int(x.shape[0]) // 2
+        g1, l1, _ = self.compute_grads(x[:h], y[:h])
+        g2, l2, _ = self.compute_grads(x[h:2 * h], y[h:2 * h])
+        return (g1, g2), [(a + b) * 0.5 for a, b in zip(g1, g2)], (l1, l2)
+
     # --- public entry points (lr as a tensor so a new value never retraces) ---------------
     def apply(self, grads, lr):
         return self._apply_fn(grads, tf.constant(lr, tf.float32))
@@ -135,18 +145,15 @@ class Trainer:
 
     def sync_bn_stats(self):
         """Average the per-rank BN moving statistics (per-worker BN lets them drift apart)."""
-        stats = [v for v in self.model.non_trainable_variables]
-        if self.num_replicas == 1 or not stats:
+        if self.num_replicas == 1 or not self.model.non_trainable_variables:
             return
-        hvd = self.hvd
+        self._sync_bn_fn()   # one tf.function for the trainer's life: no retrace per evaluation
 
-        @tf.function
-        def sync():
-            avg = hvd.grouped_allreduce([tf.convert_to_tensor(v) for v in stats], op=hvd.Average)
-            for v, a in zip(stats, avg):
-                v.assign(a)
-
-        sync()
+    def _sync_bn(self):
+        stats = self.model.non_trainable_variables
+        avg = self.hvd.grouped_allreduce([tf.convert_to_tensor(v) for v in stats], op=self.hvd.Average)
+        for v, a in zip(stats, avg):
+            v.assign(a)
 
     # --- evaluation ------------------------------------------------------------------------
     def _eval_batch(self, x, y):
