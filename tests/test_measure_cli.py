@@ -82,3 +82,13 @@ def test_failed_rank_from_horovodrun_output():
             "causing the job to be terminated. The first process to do so was:\nProcess name: 3\nExit code: 9\n")
     assert events.first_failed_rank(tail) == (3, 9)
     assert events.first_failed_rank("Process 0 exit with status code 143.") is None
+
+
+def test_rank_that_only_lost_its_peer_is_not_blamed():
+    # rank 1 died; rank 0 then failed in the allreduce and horovodrun happened to reap it first
+    out = ("[0]<stderr>:horovod.common.exceptions.HorovodInternalError: Gloo error: Connection closed by peer\n"
+           "Process 0 exit with status code 1.\n"
+           "Process 1 exit with status code 17.\n"
+           "RuntimeError: Horovod detected that one or more processes exited with non-zero status, thus "
+           "causing the job to be terminated. The first process to do so was:\nProcess name: 0\nExit code: 1\n")
+    assert events.first_failed_rank(out) == (1, 17)

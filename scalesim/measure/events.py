@@ -42,16 +42,32 @@ def parse(line: str) -> dict | None:
     return ev if isinstance(ev, dict) and "event" in ev else None
 
 
+# A rank whose peer died fails too, inside the collective; that is a consequence, not the cause.
+_PEER_LOST_RE = re.compile(r"closed by peer|connection reset|broken pipe|HorovodInternalError|"
+                           r"gloo.*(error|exception)|read error|write error", re.IGNORECASE)
+
+
 def first_failed_rank(output: str) -> tuple[int, int] | None:
-    """(rank, exit code) of the first rank horovodrun saw fail, if it said so."""
+    """(rank, exit code) of the rank that caused the failure, if horovodrun's output shows it.
+
+    horovodrun names the first process it saw exit, but when one rank dies the others fail in
+    the allreduce within milliseconds and may be reaped first; so among the failed ranks prefer
+    one whose own stderr does not just report a lost peer."""
+    failed = []
     m = _FIRST_RE.search(output)
     if m:
-        return int(m.group(1)), int(m.group(2))
+        failed.append((int(m.group(1)), int(m.group(2))))
     for m in _EXIT_RE.finditer(output):
         code = int(m.group(2))
-        if code not in (0, 143, -15):  # 143/-15: killed by horovodrun after another rank failed
-            return int(m.group(1)), code
-    return None
+        if code not in (0, 143, -15) and (int(m.group(1)), code) not in failed:
+            failed.append((int(m.group(1)), code))  # 143/-15: killed by horovodrun after another failed
+    if not failed:
+        return None
+    lines = output.splitlines()
+    for rank, code in failed:
+        if not _PEER_LOST_RE.search(rank_stderr_tail(lines, rank, keep=20)):
+            return rank, code
+    return failed[0]
 
 
 def rank_stderr_tail(lines: list[str], rank: int, keep: int = 3) -> str:
