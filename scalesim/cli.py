@@ -36,13 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (modname, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("scalesim"):
-                p.set_defaults(_missing=modname)
-                continue
-            raise
+        mod = importlib.import_module(modname)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
@@ -53,9 +47,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
-    if getattr(args, "_missing", None):
-        print(f"scalesim: error: '{args.command}' is not available in this build", file=sys.stderr)
         return 2
     try:
         return int(args._run(args) or 0)

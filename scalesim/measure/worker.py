@@ -208,16 +208,17 @@ def _config_frames(rows_by_rank, noise_by_rank, c: dict, n: int, facts: dict, be
 
 
 def _summary(steps, noise_summary: dict) -> dict:
+    from ..analysis.observations import slowest_step_median  # the one definition fit and report use too
+
     ins = steps[steps["mode"] == "instrumented"]
-    prod = steps[steps["mode"] == "production"]
-    # A synchronous step is as slow as its slowest rank: per step take the max over ranks.
-    step_time = float(prod.groupby("step")["step_time"].max().median())
+    per_mode = slowest_step_median(steps, ["mode"])
+    step_time = float(per_mode["production"])
     out = {"step_time": step_time, "images_per_sec": float(steps["global_batch"].iloc[0]) / step_time,
            "b_simple": noise_summary.get("b_simple"), "noise_skipped": noise_summary.get("skipped", 0),
-           "steps": int(prod["step"].nunique())}
+           "steps": int(steps.loc[steps["mode"] == "production", "step"].nunique())}
     for col in ("data_time", "compute_time", "allreduce_time", "update_time"):
         out[col] = float(ins[col].median())
-    out["instrumented_step_time"] = float(ins.groupby("step")["step_time"].max().median())
+    out["instrumented_step_time"] = float(per_mode["instrumented"])
     return out
 
 
