@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import fit_synth as fs  # noqa: E402
-from scalesim.analysis import observations as ob  # noqa: E402
-from scalesim.analysis.fit import fit  # noqa: E402
+from scalesim.fit import observations as ob  # noqa: E402
+from scalesim.fit.api import fit  # noqa: E402
 from scalesim.model import pollux  # noqa: E402
 
 

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from scalesim.analysis import predict, search
+from scalesim.plan import recommend, search
 from scalesim.model.perf import CommParams, ComputeParams, PerfParams, Placement, step_time
 from scalesim.model.stateff import steps_to_target
 
@@ -28,7 +28,7 @@ def bootstrap(n: int = 200):
 
 
 def vectorised(space, target, boot):
-    return predict.plan(search.ParamSet(PERF, B_NOISE), space, target, target_time=3600.0, boot=boot, lr=LR)
+    return recommend.plan(search.ParamSet(PERF, B_NOISE), space, target, target_time=3600.0, boot=boot, lr=LR)
 
 
 def scalar_loop(space, target_time=3600.0):

@@ -18,10 +18,6 @@ class Check(NamedTuple):
     fix: str = ""
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--json", action="store_true", help="print the checks as JSON")
-
-
 # Imports run in a child interpreter: TensorFlow prints start-up chatter that no environment
 # variable silences, and a broken native library can crash the importing process.
 _PROBE = """
@@ -33,6 +29,13 @@ for name in ("tensorflow", "keras", "horovod.tensorflow"):
         out[name] = [True, getattr(mod, "__version__", "?")]
     except Exception as e:
         out[name] = [False, f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"]
+try:  # GPUs TensorFlow sees, and the CUDA it was built with (None on CPU builds)
+    import tensorflow as tf
+    info = tf.sysconfig.get_build_info()
+    out["tf_gpus"] = [True, {"gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+                             "cuda": info.get("cuda_version"), "cudnn": info.get("cudnn_version")}]
+except Exception as e:
+    out["tf_gpus"] = [False, f"{type(e).__name__}: {str(e)[:120]}"]
 print("@@" + json.dumps(out))
 """
 
@@ -54,7 +57,44 @@ def _imports() -> list[Check]:
                            ("horovod.tensorflow", "horovod", hvd_fix)):
         ok, detail = found[key]
         out.append(Check(name, ok, detail if ok else f"cannot import ({detail})", fix))
+    out.append(_tf_gpus(found.get("tf_gpus")))
     return out
+
+
+def _tf_gpus(found) -> Check:
+    """The GPUs TensorFlow itself sees (a CPU-only install sees none even on a GPU machine)."""
+    if not found or not found[0]:
+        return Check("tensorflow gpus", True, f"not probed ({found[1] if found else 'no answer'})")
+    d = found[1]
+    cuda = f"built with CUDA {d['cuda']}, cuDNN {d['cudnn']}" if d.get("cuda") else "CPU-only build"
+    gpus = ", ".join(d["gpus"]) or "none"
+    need = bool(_nvidia_smi()) and not d["gpus"]
+    return Check("tensorflow gpus", not need, f"{gpus} ({cuda})",
+                 "this machine has GPUs but TensorFlow sees none: SCALESIM_GPU=1 bash scripts/setup.sh "
+                 "(installs tensorflow[and-cuda])")
+
+
+def _nvidia_smi() -> list[dict]:
+    """[{name, driver, memory}] from nvidia-smi, [] when there is none (or no GPU)."""
+    import shutil
+
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        r = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                            "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    rows = [[c.strip() for c in line.split(",")] for line in r.stdout.splitlines() if line.strip()]
+    return [{"name": c[0], "driver": c[1], "memory": c[2]} for c in rows if len(c) >= 3] if r.returncode == 0 else []
+
+
+def _gpus() -> Check:
+    gpus = _nvidia_smi()
+    if not gpus:
+        return Check("gpus", True, "none (no nvidia-smi or no GPU): CPU training, Gloo allreduce")
+    names = ", ".join(sorted({g["name"] for g in gpus}))
+    return Check("gpus", True, f"{len(gpus)} x {names} ({gpus[0]['memory']}), driver {gpus[0]['driver']}")
 
 
 def parse_check_build(text: str) -> dict:
@@ -94,11 +134,18 @@ def _check_build(proc) -> list[Check]:
     built = parse_check_build(stdout)
     frameworks, controllers = built.get("frameworks", {}), built.get("controllers", {})
     on = lambda d: ", ".join(k for k, v in d.items() if v) or "none"  # noqa: E731
+    ops = built.get("tensor operations", {})
+    gpu = bool(_nvidia_smi())
+    nccl = ops.get("NCCL", False)
     return [
         Check("horovod frameworks", frameworks.get("TensorFlow", False), on(frameworks),
               f"Horovod was built without TensorFlow; {SETUP_FIX}"),
         Check("horovod controllers", controllers.get("Gloo", False), on(controllers),
               f"Horovod was built without Gloo; {SETUP_FIX}"),
+        # On a GPU machine a build without NCCL reduces GPU tensors through host memory with Gloo.
+        Check("horovod tensor ops", nccl or not gpu, on(ops) + ("" if nccl else "; allreduce via Gloo"),
+              "GPUs present but Horovod has no NCCL: rebuild with SCALESIM_GPU=1 bash scripts/setup.sh "
+              "(needs the CUDA toolkit's nvcc and NCCL)"),
     ]
 
 
@@ -123,12 +170,12 @@ def _dataset() -> Check:
 def checks() -> list[Check]:
     build = _start_check_build()
     return [Check("python", True, platform.python_version()), *_imports(), *_check_build(build),
-            _cores(), _dataset()]
+            _cores(), _gpus(), _dataset()]
 
 
-def run(args) -> int:
+def run(as_json: bool = False) -> int:
     results = checks()
-    if getattr(args, "json", False):
+    if as_json:
         print(json.dumps([r._asdict() for r in results], indent=2))
     else:
         width = max(len(r.name) for r in results)

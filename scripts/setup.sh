@@ -2,11 +2,25 @@
 # One-command set-up for scalesim on Debian 12 (Python 3.11, no GPU needed).
 # Idempotent: on a ready machine it checks each piece and returns in seconds.
 #   bash scripts/setup.sh            # CPU TensorFlow (default)
-#   SCALESIM_TF=tensorflow[and-cuda] bash scripts/setup.sh   # GPU machines
+#   SCALESIM_GPU=1 bash scripts/setup.sh   # GPU: tensorflow[and-cuda], Horovod with NCCL (also
+#                                           # chosen automatically when nvidia-smi and nvcc are present)
+#   SCALESIM_TF=<pip requirement> overrides the TensorFlow package.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${SCALESIM_VENV:-$here/.venv}"
-tf_pkg="${SCALESIM_TF:-tensorflow-cpu==2.21.0}"
+# GPU set-up when asked (SCALESIM_GPU=1) or when a GPU and the CUDA toolchain are both here.
+if [ -z "${SCALESIM_GPU:-}" ]; then
+  SCALESIM_GPU=0
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && command -v nvcc >/dev/null; then
+    SCALESIM_GPU=1
+  fi
+fi
+export SCALESIM_GPU
+if [ "$SCALESIM_GPU" = 1 ]; then
+  tf_pkg="${SCALESIM_TF:-tensorflow[and-cuda]==2.21.0}"
+else
+  tf_pkg="${SCALESIM_TF:-tensorflow-cpu==2.21.0}"
+fi
 hvd_version="0.28.1"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/scalesim"
 
@@ -20,7 +34,11 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v g++ >/dev/null || need_apt+=(g++)
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v make >/dev/null || need_apt+=(make)
+# Emulated multi-node clusters (scalesim cluster, measure --nodes N) run one sshd per node.
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# `scalesim sweep` runs trials on Spark (pyspark 4 needs Java 17).
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 # Horovod compiles a C++ extension: it needs the interpreter's headers (Python.h).
 python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   || need_apt+=(python3-dev)
@@ -47,6 +65,7 @@ fi
 if ! "$py" -c 'import horovod.tensorflow' 2>/dev/null; then
   tfv=$("$py" -c 'import tensorflow as tf; print(tf.__version__)')
   wheels="$cache/wheels/tf-$tfv"   # the wheel is ABI-bound to this TensorFlow version
+  [ "$SCALESIM_GPU" = 1 ] && wheels="$wheels-nccl"   # and to its build flavour (NCCL or Gloo only)
   whl=$(ls "$wheels"/horovod-"$hvd_version"-*.whl 2>/dev/null | head -1 || true)
   if [ -z "$whl" ]; then
     bash "$here/scripts/build_horovod.sh" "$py" "$hvd_version" "$wheels"
@@ -58,10 +77,10 @@ if ! "$py" -c 'import horovod.tensorflow' 2>/dev/null; then
 fi
 
 # 5. scalesim itself (editable), with analysis/report/test dependencies from pyproject.toml.
-if ! "$py" -c 'import scalesim, altair, vl_convert, pyarrow, pytest' 2>/dev/null \
+if ! "$py" -c 'import scalesim, altair, vl_convert, pyarrow, pytest, pyspark, optuna' 2>/dev/null \
    || [ "$here/pyproject.toml" -nt "$venv/.scalesim-installed" ]; then
   log "installing scalesim (editable) and its dependencies"
-  pip install -e "$here[test]"
+  pip install -e "$here[test,sweep]"
   touch "$venv/.scalesim-installed"
 fi
 log "ready: $venv  (activate with: source $venv/bin/activate)"

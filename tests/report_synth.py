@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from scalesim.analysis import modelfile
+from scalesim import modelfile
 from scalesim.model import perf
 from scalesim.schema import RunDir
 

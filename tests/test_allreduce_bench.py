@@ -1,7 +1,9 @@
 """Allreduce microbenchmark definitions (nccl-tests doc/PERFORMANCE.md) and size parsing."""
 import pytest
 
+from scalesim.errors import UsageError
 from scalesim.measure import allreduce_bench as ab
+from scalesim.units import parse_size
 
 
 def test_nccl_tests_bandwidth_definitions():
@@ -24,16 +26,17 @@ def test_default_sizes_span_4k_to_64m_geometrically():
         ab.geometric_sizes(4096, 1024)
 
 
-@pytest.mark.parametrize("text,value", [("4K", 4096), ("64M", 64 * 2**20), ("1G", 2**30),
-                                        ("4096", 4096), ("1.5M", 1572864), ("256MB", 256 * 2**20)])
-def test_parse_size(text, value):
-    assert ab.parse_size(text) == value
+@pytest.mark.parametrize("text,value", [("4KiB", 4096), ("64MiB", 64 * 2**20), ("1GiB", 2**30), ("4096", 4096),
+                                        ("1.5MiB", 1572864), ("256MB", 256 * 10**6), ("64M", 64 * 10**6)])
+def test_message_sizes_use_the_one_byte_parser(text, value):
+    # one rule everywhere (scalesim.units): a prefix is decimal unless it carries an i
+    assert parse_size(text) == value
 
 
-@pytest.mark.parametrize("bad", ["", "x", "4Q", "2"])
+@pytest.mark.parametrize("bad", ["", "x", "4Q", "0"])
 def test_parse_size_rejects(bad):
-    with pytest.raises(ValueError):
-        ab.parse_size(bad)
+    with pytest.raises(UsageError):
+        parse_size(bad)
 
 
 def test_iteration_count_targets_the_time_budget():

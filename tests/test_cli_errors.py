@@ -6,11 +6,13 @@ import pytest
 
 CASES = {
     "zero nodes": ["train", "--nodes", "0"],
-    "unknown model": ["train", "--model", "resnet7"],
+    "unknown arch": ["train", "--arch", "resnet7"],
     "missing data dir": ["train", "--dataset", "fashion-mnist", "--data", "/nonexistent/fmnist"],
     "missing npz": ["train", "--dataset", "npz", "--data", "/nonexistent/data.npz"],
-    "batch not divisible": ["train", "--nodes", "3", "--batch", "64"],
-    "bad hosts": ["train", "--nodes", "4", "--hosts", "a:1,b:1"],
+    "batch not divisible": ["train", "--devices-per-node", "3", "--batch", "64"],
+    "nodes without hosts": ["train", "--nodes", "2"],
+    "bad hosts": ["train", "--devices-per-node", "2", "--hosts", "a:1,b:1"],
+    "unknown option": ["train", "--threads", "2"],
     "bad lr rule": ["train", "--lr-rule", "cubic"],
 }
 

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from scalesim.analysis.durations import (format_duration, parse_bytes, parse_count, parse_duration,
+from scalesim.units import (format_duration, parse_bytes, parse_count, parse_duration,
                                          parse_int_list, parse_rate, positive_duration)
 from scalesim.errors import UsageError
 
@@ -21,6 +21,18 @@ def test_parse_duration_rejects(text):
     with pytest.raises(UsageError) as e:
         parse_duration(text, "--target-time")
     assert "\n" not in str(e.value) and "--target-time" in str(e.value)
+
+
+def test_capital_m_is_refused_with_a_hint():
+    with pytest.raises(UsageError, match="'M' is ambiguous"):
+        parse_duration("1M", "--target-time")
+    assert parse_duration("1m") == 60 and parse_duration("1min") == 60
+
+
+def test_rates_and_sizes_share_one_rule():
+    assert parse_rate("200mbit") == 25e6 and parse_rate("1gbit") == 125e6 and parse_rate("500Mbit") == 62.5e6
+    assert parse_bytes("64M") == parse_bytes("64MB") == 64e6
+    assert parse_bytes("64MiB") == 64 * 2 ** 20
 
 
 def test_bare_number_says_missing_unit():

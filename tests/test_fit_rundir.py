@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import fit_synth as fs
-from scalesim.analysis.fit import fit
-from scalesim.analysis.perf_fit import from_perf
-from scalesim.analysis.traces import read_training_curve
+from scalesim.fit.api import fit
+from scalesim.fit.perf import from_perf
+from scalesim.fit.traces import read_training_curve
 from scalesim.errors import DataError
 from scalesim.model import stateff
 

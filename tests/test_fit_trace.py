@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 import fit_synth as fs
-from scalesim.analysis import modelfile
-from scalesim.analysis.fit import fit
-from scalesim.analysis.perf_fit import from_perf, predict_quantities
-from scalesim.analysis import observations as ob
+from scalesim import modelfile
+from scalesim.fit.api import fit
+from scalesim.fit.perf import from_perf, predict_quantities
+from scalesim.fit import observations as ob
 from scalesim.errors import DataError, UsageError
 from scalesim.model import perf
 
@@ -64,6 +64,9 @@ def test_bootstrap_intervals_saved_and_loaded(tmp_path):
     lo, hi = m.intervals["beta_c"]
     assert lo <= m.perf.compute.beta_c <= hi and hi / lo < 1.3
     assert m.intervals["bw_inter"][0] < 1 / from_perf(QUIET)["inv_bw_inter"] * 1.3
+    values = {**m.perf.compute._asdict(), **m.perf.comm._asdict(), "gamma": m.perf.gamma}
+    outside = {k: (values[k], iv) for k, iv in m.intervals.items() if not iv[0] <= values[k] <= iv[1]}
+    assert not outside, outside  # every estimate lies in its own interval
     modelfile.save(m, tmp_path / "m.json")
     back = modelfile.load(tmp_path / "m.json")
     assert back.perf == m.perf and len(back.bootstrap) == 12

@@ -12,8 +12,8 @@ import pytest
 
 from scalesim.schema import RunDir
 
-ARGS = ["--node-counts", "1,2", "--local-batches", "4,8", "--steps", "3", "--warmup", "1", "--block", "2",
-        "--ar-sizes", "4K,64K", "--timeline", "--no-progress"]
+ARGS = ["--devices-per-node", "1,2", "--local-batches", "4,8", "--steps", "3", "--warmup", "1", "--block", "2",
+        "--ar-sizes", "4KiB,64KiB", "--timeline", "--no-progress"]
 FAULT = "n2-b8:1:1"          # rank 1 dies at measured step 1 of the last configuration
 SPLIT = ["data_time", "compute_time", "allreduce_time", "update_time"]
 

@@ -14,8 +14,9 @@ BAD = {
     "negative batch": ["--local-batches", "-4"],
     "unknown host": ["--nodes", "2", "--hosts", "no-such-host.invalid:2"],
     "bad slots": ["--hosts", "h1:x"],
-    "too few slots": ["--nodes", "8", "--hosts", "localhost:2"],
-    "unknown model": ["--model", "resnet7"],
+    "too few slots": ["--devices-per-node", "8", "--hosts", "localhost:2"],
+    "nodes without hosts": ["--nodes", "2"],
+    "unknown arch": ["--arch", "resnet7"],
     "missing data": ["--data", "/nonexistent/fmnist"],
     "bad ar size": ["--ar-sizes", "4K,lots"],
     "zero steps": ["--steps", "0"],
@@ -34,17 +35,15 @@ def test_bad_input_is_one_line_exit_2(argv, tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path / "run").exists()
 
 
-def test_node_counts():
-    assert campaign.node_counts(8, None) == [1, 2, 4, 8]
-    assert campaign.node_counts(6, None) == [1, 2, 4, 6]
-    assert campaign.node_counts(1, None) == [1]
-    assert campaign.node_counts(99, "8,1,3,3") == [1, 3, 8]
+def test_rank_counts_are_nodes_times_devices_per_node():
+    assert campaign.rank_counts(1, (1, 2, 4, 8)) == [1, 2, 4, 8]
+    assert campaign.rank_counts(2, (4, 1, 4)) == [2, 8]
     with pytest.raises(UsageError):
-        campaign.node_counts(0, None)
+        campaign.rank_counts(0, (1,))
 
 
 def test_planned_configs_and_manifest(tmp_path):
-    args = campaign_args(["--node-counts", "1,2", "--local-batches", "16,8", "--ar-max", "1M"])
+    args = campaign.MeasureOptions(devices_per_node=(1, 2), local_batches=(16, 8), ar_max=2 ** 20)
     rd = campaign.create_run(campaign.config_from_args(args), str(tmp_path / "r"), None)
     m = rd.read_manifest()
     assert m["kind"] == "measure" and m["config"]["local_batches"] == [8, 16]
@@ -55,14 +54,6 @@ def test_planned_configs_and_manifest(tmp_path):
     assert m["cores_per_host"] >= 1 and m["threads_per_rank"] == 1
     with pytest.raises(UsageError):      # never overwrite a run: resume it instead
         campaign.create_run(campaign.config_from_args(args), str(tmp_path / "r"), None)
-
-
-def campaign_args(argv):
-    import argparse
-
-    p = argparse.ArgumentParser()
-    campaign.add_arguments(p)
-    return p.parse_args(argv)
 
 
 def test_event_lines_survive_horovodrun_prefix():

@@ -1,11 +1,11 @@
-"""Gradient-noise bookkeeping (scalesim.measure.noise) on synthetic gradients with a known true
+"""Gradient-noise bookkeeping (scalesim.model.noise) on synthetic gradients with a known true
 gradient G and per-example covariance Sigma: the estimators must recover |G|^2 and tr(Sigma)."""
 import math
 
 import numpy as np
 import pytest
 
-from scalesim.measure.noise import NoiseTracker, local_mean_scale
+from scalesim.model.noise import NoiseTracker, local_mean_scale
 
 DIM = 50
 G_SQR = 4.0          # |G|^2
@@ -97,3 +97,38 @@ def test_unresolved_signal_gives_nan_not_a_negative_noise_scale():
     row = tracker.add(0, [3.0], 1.0)    # |G|^2 = (16 - 24)/8 = -1
     assert row["grad_sqr"] == pytest.approx(-1.0) and math.isnan(row["b_simple"])
     assert NoiseTracker(8, 16).summary()["steps"] == 0
+
+
+# --- the pure step function every recorder shares (scalesim.model.noise.update) -----------------
+def test_update_is_pure_and_matches_the_tracker():
+    from scalesim.model.noise import NoiseEma, update
+
+    s0 = NoiseEma()
+    s1, row = update(s0, [3.0, 3.0], 2.0, 8, 16, beta=0.5)
+    assert s0 == NoiseEma() and s1.n == 1 and s1.skipped == 0
+    # App. A.1 by hand: |G|^2 = (16*2 - 8*3)/(16-8) = 1, tr(Sigma) = (3-2)/(1/8-1/16) = 16.
+    assert row["grad_sqr"] == pytest.approx(1.0) and row["grad_var"] == pytest.approx(16.0)
+    s2, row2 = update(s1, [5.0], 2.0, 8, 16, beta=0.5)   # |G|^2 = -1, tr(Sigma) = 48
+    # bias-corrected EMA after two steps with beta 0.5: (0.5*1*0.5 + 0.5*(-1)) / (1-0.25) = -1/3
+    assert row2["ema_grad_sqr"] == pytest.approx(-1 / 3) and math.isnan(row2["b_simple"])
+    assert row2["ema_grad_var"] == pytest.approx((0.25 * 16 + 0.5 * 48) / 0.75)
+    s3, none = update(s2, [float("nan")], 2.0, 8, 16)
+    assert none is None and s3.skipped == 1 and s3.n == 2 and s3.sqr == s2.sqr
+    t = NoiseTracker(8, 16, beta=0.5)
+    t.add(0, [3.0, 3.0], 2.0, epoch=0, lr=0.1, loss=2.3)
+    assert t.rows[0]["epoch"] == 0 and t.rows[0]["lr"] == 0.1 and t.rows[0]["loss"] == 2.3
+
+
+def test_noise_batches_pair_local_and_global_or_halves():
+    from scalesim.model.noise import noise_batches
+
+    assert noise_batches(4, 32) == (32, 128)     # n ranks: local b vs allreduced n*b
+    assert noise_batches(1, 32) == (16, 32)      # one rank: two half batches vs the batch
+    assert noise_batches(1, 1) == (0, 0)         # nothing to split: no estimate
+
+
+def test_measure_noise_name_is_the_same_object():
+    import scalesim.measure.noise as old
+    import scalesim.model.noise as new
+
+    assert old.NoiseTracker is new.NoiseTracker and old.local_mean_scale is new.local_mean_scale

@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from scalesim.analysis import modelfile, predict, search
+from scalesim import modelfile
+from scalesim.plan import recommend, search
+from scalesim.plan import text as plan_text
 from scalesim.model.perf import CommParams, ComputeParams, PerfParams, Placement, step_time
 
 PERF = PerfParams(ComputeParams(alpha_c=0.02, beta_c=0.004, kappa=1.0),
@@ -58,7 +60,7 @@ def test_recommendation_is_the_brute_force_optimum(target_time, feasible):
     batches = search.geometric_batches(16, 4096, 24)
     space = search.Space(nodes, devices, batches, (), 64, 4.0, 1.0)
     target = search.Target("stateff", S_MIN, 256, "test")
-    p = predict.plan(search.ParamSet(PERF, B_NOISE), space, target, target_time=target_time, lr=LR)
+    p = recommend.plan(search.ParamSet(PERF, B_NOISE), space, target, target_time=target_time, lr=LR)
     rows, cheapest, fastest = brute_force(PERF, nodes, devices, batches, 64, 4.0, target_time,
                                           lambda B: S_MIN * (1 + B_NOISE / B))
     assert p["searched"] == len({(r[0], r[1], r[2]) for r in rows})
@@ -98,10 +100,10 @@ def test_frontier_is_exactly_the_pareto_set():
 def test_infeasible_target_reports_best_time():
     space = search.Space([1, 2, 4], [1], [64, 256, 1024], (), None)
     target = search.Target("samples", 1e9, 256, "huge")
-    p = predict.plan(search.ParamSet(PERF, None), space, target, target_time=1.0, lr=LR)
+    p = recommend.plan(search.ParamSet(PERF, None), space, target, target_time=1.0, lr=LR)
     assert p["feasible"] is False and p["cheapest"] is None
     assert p["fastest"]["time"] > 1.0 and p["fastest"]["meets_target"] is False
-    text = predict.render(p)
+    text = plan_text.render(p)
     assert "NO configuration meets 1 s" in text and "best achievable time" in text
 
 

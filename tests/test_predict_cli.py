@@ -47,11 +47,38 @@ def test_epochs_target_with_dataset_size(capsys, model):
                  "--nodes", "1-4", "--json")
     assert r.returncode == 0, r.stderr
     p = json.loads(r.stdout)
-    assert p["target"]["label"] == "3 epochs of 60,000 samples"
-    c = p["fastest"]
-    # B_noise from the model: S(B) = S_min (1 + B_noise/B), S_min fixed by 3 epochs at the reference batch 256
-    s_min = 3 * 60000 / 256 / (1 + 400 / 256)
-    assert c["steps"] == pytest.approx(s_min * (1 + 400 / c["global_batch"]))
+    assert p["target"]["label"] == "3 epochs of 60,000 samples at every batch"
+    assert p["target"]["kind"] == "epochs" and "fixed epoch budget" in p["target"]["regime"]
+    # a fixed budget: 3 epochs at every batch, whatever the noise scale (B_noise = 400 in the model)
+    for c in [p["fastest"], *p["frontier"]]:
+        assert c["steps"] == pytest.approx(3 * 60000 / c["global_batch"])
+        assert c["accuracy_at_risk"] == (c["global_batch"] > 400)
+    risky = [c for c in p["frontier"] if c["global_batch"] > 400]
+    if risky or p["fastest"]["global_batch"] > 400:
+        assert any("accuracy at risk" in n for n in p["notes"])
+    text = scalesim_inproc(capsys, "predict", "--model", model, "--target-time", "2h", "--target-epochs", "3",
+                           "--dataset-size", "60000", "--nodes", "1-4").stdout
+    assert "regime: fixed epoch budget" in text
+
+
+def test_metric_target_uses_the_fitted_curve_and_must_match_it(capsys, model, tmp_path):
+    d = json.loads(open(model).read())
+    d["stateff"]["target"] = {"metric": "test_acc", "value": 0.85, "higher_is_better": True}
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(d))
+    st = d["stateff"]
+    for extra in ([], ["--target-metric", "0.85"]):
+        r = scalesim_inproc(capsys, "predict", "--model", path, "--target-time", "2h", "--nodes", "1-4", "--json", *extra)
+        assert r.returncode == 0, r.stderr
+        p = json.loads(r.stdout)
+        assert p["target"]["kind"] == "stateff" and "S(B)" in p["target"]["regime"]
+        for c in [p["fastest"], *p["frontier"]]:
+            assert c["steps"] == pytest.approx(st["s_min"] * (1 + st["b_noise"] / c["global_batch"]))
+    r = scalesim_inproc(capsys, "predict", "--model", path, "--target-time", "2h", "--target-metric", "0.5")
+    assert r.returncode == 2 and "fitted for test_acc 0.85" in r.stderr
+    r = scalesim_inproc(capsys, "predict", "--model", path, "--target-time", "2h", "--target-metric", "0.85",
+                        "--target-epochs", "3", "--dataset-size", "600")
+    assert r.returncode == 2 and "not both" in r.stderr
 
 
 def test_infeasible_is_reported_not_crashed(capsys, model):
@@ -64,7 +91,7 @@ def test_infeasible_is_reported_not_crashed(capsys, model):
     (["--target-time", "1x"], "bad --target-time '1x'"),
     (["--target-time", "60"], "missing unit"),
     (["--target-time", "0s"], "must be positive"),
-    (["--target-time", "1h", "--bogus"], "unrecognized arguments"),
+    (["--target-time", "1h", "--bogus"], "No such option"),
 ])
 def test_bad_durations_give_one_line_in_a_real_process(model, argv, needle):
     r = scalesim("predict", "--model", model, *argv)
@@ -81,7 +108,7 @@ def test_bad_durations_give_one_line_in_a_real_process(model, argv, needle):
     (["--target-time", "1h", "--nodes", "4", "--max-nodes", "8"], "not both"),
     (["--target-time", "1h", "--target-steps", "-3"], "--target-steps must be positive"),
     (["--target-time", "1h", "--ref-lr", "-1"], "ref_lr > 0"),
-    (["--target-time", "1h", "--target-steps", "5", "--target-epochs", "3"], "not allowed with"),
+    (["--target-time", "1h", "--target-steps", "5", "--target-epochs", "3"], "not both"),
     (["--target-time", "1h", "--global-batch", "64", "--local-batch", "8"], "not both"),
     (["--target-time", "1h", "--max-nodes", "100000000"], "--max-nodes must be between"),
     (["--target-time", "1h", "--batch-sizes", "1"], "--batch-sizes"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scalesim.analysis import simulate
+from scalesim.plan import hardware as simulate
 from scalesim.cli import main
 from scalesim.errors import UsageError
 from scalesim.model.perf import Placement, sync_time
@@ -124,7 +124,7 @@ def test_reproduce_script_cases_match_the_cli():
 def test_model_as_compute_source_keeps_intervals(capsys, tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     from test_predict import PERF, make_model
-    from scalesim.analysis import modelfile
+    from scalesim import modelfile
 
     boot = [modelfile.perf_to_dict(PERF._replace(compute=PERF.compute._replace(beta_c=PERF.compute.beta_c * f)))
             for f in (0.9, 1.0, 1.1)]
@@ -157,7 +157,7 @@ def test_model_as_compute_source_keeps_intervals(capsys, tmp_path):
     (["--device-speed", "100", "--params", "25M", "--profile", "goyal2017-big-basin", "--gamma", "0.5",
       "--target-steps", "10"], "--gamma"),
     (["--device-speed", "100", "--params", "25M", "--profile", "goyal2017-big-basin", "--algorithm", "tree"],
-     "invalid choice"),
+     "--algorithm must be one of"),
     (["--device-speed", "100", "--params", "25M", "--profile", "goyal2017-big-basin", "--target-time", "soon",
       "--target-steps", "10"], "bad --target-time"),
 ])

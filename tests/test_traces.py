@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import fit_synth as fs
-from scalesim.analysis import observations as ob
-from scalesim.analysis.traces import parse_placement, read_throughput_trace, read_training_curve
+from scalesim.fit import observations as ob
+from scalesim.fit.traces import parse_placement, read_throughput_trace, read_training_curve
 from scalesim.errors import DataError
 
 

@@ -24,7 +24,7 @@ ATOL = {1: 1e-6, 2: 5e-5}     # per step, see the module docstring
 # Warmup from 0.02 up to 0.02 * 16/4 = 0.08 over 5 epochs of 4 steps: the LR changes every step,
 # which exercises the momentum correction on step 2.
 COMMON = ["--epochs", "1", "--max-steps", str(STEPS), "--train-subset", str(SUBSET), "--no-eval",
-          "--no-zero-init-residual", "--width", str(WIDTH), "--seed", "0", "--threads", "1",
+          "--no-zero-init-residual", "--width", str(WIDTH), "--seed", "0",
           "--ref-lr", "0.02", "--ref-batch", "4", "--batch", str(RANKS * LOCAL_BATCH)]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -39,7 +39,7 @@ def _run(cmd, cwd):
 def two_rank_run(tmp_path_factory):
     pytest.importorskip("horovod.tensorflow")
     tmp = tmp_path_factory.mktemp("hvd")
-    r = _run([sys.executable, "-m", "scalesim.cli", "train", "--nodes", str(RANKS), *COMMON,
+    r = _run([sys.executable, "-m", "scalesim.cli", "train", "--devices-per-node", str(RANKS), "--threads-per-rank", "1", *COMMON,
               "--dump-weights", str(tmp / "weights"), "--out", str(tmp / "run")], tmp)
     return tmp, [dict(np.load(tmp / "weights" / f"rank{k}.npz")) for k in range(RANKS)], r
 
@@ -48,7 +48,7 @@ def two_rank_run(tmp_path_factory):
 def single_run(tmp_path_factory):
     pytest.importorskip("horovod.tensorflow")
     tmp = tmp_path_factory.mktemp("single")
-    _run([sys.executable, "-m", "scalesim.train.worker", "--nodes", "1", "--ghost-batch", str(LOCAL_BATCH),
+    _run([sys.executable, "-m", "scalesim.train.worker", "--nodes", "1", "--threads", "1", "--ghost-batch", str(LOCAL_BATCH),
           *COMMON, "--dump-weights", str(tmp)], tmp)
     return dict(np.load(tmp / "rank0.npz"))
 

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 
 import fit_synth as fs
-from scalesim.analysis import modelfile
-from scalesim.analysis.fit import fit
-from scalesim.analysis.validate import render, validate
+from scalesim import modelfile
+from scalesim.fit.api import fit
+from scalesim.fit.validate import render, validate
 from scalesim.errors import DataError
 
 

@@ -20,8 +20,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from scalesim.analysis import observations as ob  # noqa: E402
-from scalesim.analysis.perf_fit import fit_perf, predict_quantities  # noqa: E402
+from scalesim.fit import observations as ob  # noqa: E402
+from scalesim.fit.perf import fit_perf, predict_quantities  # noqa: E402
 from scalesim.model import pollux  # noqa: E402
 
 WORKLOADS = ("bert", "cifar10", "deepspeech2", "imagenet", "ncf", "yolov3")

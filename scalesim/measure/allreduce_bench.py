@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 
-KB, MB = 1 << 10, 1 << 20
+KB, MB = 1 << 10, 1 << 20  # KiB, MiB: message sizes are powers of two, as in nccl-tests
 DEFAULT_MIN = 4 * KB
 # 256 MB (the nccl-tests-style ceiling) takes minutes per size when 8 ranks share 2 cores over
-# loopback, so the default stops at 64 MB; --ar-max 256M restores the full range.
+# loopback, so the default stops at 64 MB; --ar-max 256MiB restores the full range.
 DEFAULT_MAX = 64 * MB
 DEFAULT_FACTOR = 4
 FLOAT_BYTES = 4
@@ -38,20 +38,6 @@ def geometric_sizes(lo: int = DEFAULT_MIN, hi: int = DEFAULT_MAX, factor: int = 
         s *= factor
     sizes.append(hi)
     return sorted({FLOAT_BYTES * max(1, x // FLOAT_BYTES) for x in sizes})
-
-
-def parse_size(text: str) -> int:
-    """'4K', '64M', '1G', '4096' -> bytes (binary units, as nccl-tests' -b/-e)."""
-    t = text.strip().upper().removesuffix("B")
-    mult = {"K": KB, "M": MB, "G": 1 << 30}.get(t[-1:], 1)
-    num = t[:-1] if t[-1:] in "KMG" else t
-    try:
-        value = float(num) * mult
-    except ValueError:
-        raise ValueError(f"not a size: {text!r} (use e.g. 4K, 64M, 1G)") from None
-    if value < FLOAT_BYTES:
-        raise ValueError(f"size {text!r} is below one float32 element")
-    return int(value)
 
 
 def _iters_for(size_bytes: int, budget_s: float, est_bw: float, lo: int, hi: int) -> int:

@@ -1,4 +1,5 @@
-"""`scalesim measure`: a measurement campaign over node counts x per-rank batch sizes.
+"""`scalesim measure`: a measurement campaign over rank counts (nodes x devices per node) x per-rank
+batch sizes.
 
 One horovodrun launch per node count runs scalesim.measure.worker, which measures every
 configuration of that count and writes its parts of the run directory (scalesim/schema.py)
@@ -9,83 +10,104 @@ failed configuration does not abort the others, and prints a summary at the end.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import socket
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, procs
 from ..errors import DataError, UsageError
 from ..schema import RunDir, open_run
 from ..train import MODELS
 from ..train import data as tdata
 from ..train import hvdrun
-from . import allreduce_bench
+from . import allreduce_bench, emulated
 from .launcher import launch_hosts, run_launch
 from .summary import print_summary
 
 DEFAULT_BATCHES = (32, 64, 128)
+DEFAULT_DEVICES = (1, 2, 4)
 DATASET_SHORT = {"fashion-mnist": "fmnist"}
 
 
-def add_arguments(p) -> None:
-    g = p.add_argument_group("campaign")
-    g.add_argument("--nodes", type=int, default=4,
-                   help="largest node count (Horovod ranks); counts 1, 2, 4, ... up to it (default 4)")
-    g.add_argument("--node-counts", help="explicit node counts, e.g. 1,3,8 (overrides --nodes)")
-    g.add_argument("--local-batches", help=f"per-rank batch sizes (default {','.join(map(str, DEFAULT_BATCHES))})")
-    g.add_argument("--steps", type=int, default=20, help="measured steps per configuration and mode (default 20)")
-    g.add_argument("--warmup", type=int, default=3, help="warm-up steps per mode, not recorded (default 3)")
-    g.add_argument("--block", type=int, default=5,
-                   help="instrumented and production steps alternate in blocks of this many (default 5)")
-    g.add_argument("--model", default="resnet20", help="model name (default resnet20)")
-    g.add_argument("--width", type=int, help="filters of the model's first stage (default: the model's own; "
-                                             "smaller is cheaper, for tests)")
-    g.add_argument("--dataset", default="fashion-mnist", help="dataset name (default fashion-mnist)")
-    g.add_argument("--data", dest="data_path", metavar="PATH",
-                   help="dataset directory or file (default: the dataset's standard location)")
-    g.add_argument("--lr", type=float, default=0.1,
-                   help="learning rate for the measured steps (default 0.1, Goyal's warmup start)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--noise-beta", type=float, default=0.9, help="EMA factor for gradient-noise smoothing")
-    h = p.add_argument_group("placement")
-    h.add_argument("--hosts", help="horovodrun host list, e.g. h1:4,h2:4 (default: localhost with N slots)")
-    h.add_argument("--threads-per-rank", default="1",
-                   help="TensorFlow intra-op threads per rank, N or 'auto' = cores // ranks per host "
-                        "(default 1: per-rank compute stays comparable across node counts, and ranks "
-                        "sharing cores show up as the contention term of the compute model)")
-    a = p.add_argument_group("allreduce microbenchmark")
-    a.add_argument("--ar-sizes", help="explicit message sizes, e.g. 4K,1M,64M")
-    a.add_argument("--ar-min", default="4K", help="smallest message (default 4K)")
-    a.add_argument("--ar-max", default="64M",
-                   help="largest message (default 64M; 256M is the nccl-tests-style ceiling but takes "
-                        "minutes per size with 8 ranks on 2 cores)")
-    a.add_argument("--ar-factor", type=int, default=4, help="size step factor (default 4)")
-    a.add_argument("--no-allreduce-bench", action="store_true", help="skip the microbenchmark")
-    o = p.add_argument_group("output")
-    o.add_argument("--out", help="run directory to create (default data/runs/<timestamp>-<name>)")
-    o.add_argument("--name", help="short name in the run id (default <model>-<dataset>)")
-    o.add_argument("--resume", metavar="RUN", help="finish the pending/failed configurations of a run "
-                                                   "(run id under data/runs/ or a path)")
-    o.add_argument("--timeline", action="store_true", help="capture a Horovod Timeline per node count "
-                                                           "and parse it into the `timeline` table")
-    o.add_argument("--timeout", type=float, default=900.0,
-                   help="kill a launch after this many seconds without progress (default 900)")
-    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+@dataclass(frozen=True)
+class MeasureOptions:
+    """What `scalesim measure` was asked, as typed values (scalesim.cli.measure reads the flags once).
+    Ranks per configuration = nodes x devices_per_node; without --hosts every rank runs on this node."""
+    devices_per_node: tuple = DEFAULT_DEVICES     # ranks per node, one configuration set each
+    nodes: int = 1                                # hosts (more than one needs --hosts)
+    local_batches: tuple = DEFAULT_BATCHES
+    steps: int = 20
+    warmup: int = 3
+    block: int = 5
+    arch: str = "resnet20"
+    width: int | None = None
+    dataset: str = "fashion-mnist"
+    data_path: str | None = None
+    lr: float = 0.1
+    seed: int = 0
+    noise_beta: float = 0.9
+    hosts: str | None = None
+    threads_per_rank: str = "1"
+    link: float | None = None                     # emulated nodes: link rate, bytes/s (None = unshaped)
+    cores_per_node: float | None = None           # emulated nodes: CPU share (None = cores split evenly)
+    ar_sizes: tuple | None = None                 # bytes; None = geometric ar_min .. ar_max
+    ar_min: int = allreduce_bench.DEFAULT_MIN
+    ar_max: int = allreduce_bench.DEFAULT_MAX
+    ar_factor: int = allreduce_bench.DEFAULT_FACTOR
+    no_allreduce_bench: bool = False
+    out: str | None = None
+    name: str | None = None
+    resume: str | None = None
+    timeline: bool = False
+    timeout: float = 900.0
+    no_progress: bool = False
+
+    def __post_init__(self):
+        # NaN passes every `x <= 0` test below and is saved as null; refuse it (and inf) here.
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UsageError(f"--{f.name.replace('_', '-')} must be a finite number (got {v})")
 
 
 def run(args) -> int:
+    try:
+        return _run(args)
+    except OSError as e:  # a full disk, a read-only run directory: what is done stays done
+        where = f"{e.filename}: " if e.filename else ""
+        raise DataError(f"writing the run directory failed: {where}{e.strerror or e}; completed "
+                        f"configurations are kept, finish with --resume once it is fixed") from None
+
+
+def _run(args) -> int:
     if args.resume:
         rd = resolve_run(args.resume)
         m = rd.read_manifest()
         if m.get("kind") != "measure":
             raise UsageError(f"{rd.path}: not a measurement run (kind {m.get('kind')!r})")
+        lock = procs.RunLock(rd.path).acquire()  # one writer per run directory
         _reset_unfinished(rd)
     else:
         config = config_from_args(args)
         rd = create_run(config, args.out, args.name)
+        lock = procs.RunLock(rd.path).acquire()
+    try:
+        return _campaign(rd, args)
+    finally:
+        lock.release()
+
+
+def _campaign(rd: RunDir, args) -> int:
     print(f"scalesim measure: run directory {rd.path}", flush=True)
     started, t0 = _dt.datetime.now().astimezone().isoformat(), time.monotonic()
-    failures = run_campaign(rd, progress=not args.no_progress)
+    if rd.read_manifest()["config"].get("emulated"):
+        # Built for this session (a --resume builds a new one) and always torn down after it.
+        with emulated.cluster_for(rd) as wrap:
+            failures = run_campaign(rd, progress=not args.no_progress, wrap=wrap)
+    else:
+        failures = run_campaign(rd, progress=not args.no_progress)
     sessions = rd.read_manifest().get("sessions", [])
     rd.update_manifest(sessions=sessions + [{"started": started, "elapsed": round(time.monotonic() - t0, 1),
                                              "resume": bool(args.resume)}])
@@ -97,26 +119,11 @@ def run(args) -> int:
 
 
 # planning ---------------------------------------------------------------------------------
-def _int_list(text: str, what: str) -> list[int]:
-    try:
-        vals = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UsageError(f"{what}: expected comma-separated integers, got {text!r}") from None
-    if not vals or any(v <= 0 for v in vals):
-        raise UsageError(f"{what}: need positive integers, got {text!r}")
-    return sorted(set(vals))
-
-
-def node_counts(nodes: int, explicit: str | None) -> list[int]:
-    if explicit:
-        return _int_list(explicit, "--node-counts")
-    if nodes < 1:
-        raise UsageError("--nodes must be >= 1")
-    counts, n = [], 1
-    while n < nodes:
-        counts.append(n)
-        n *= 2
-    return counts + [nodes]
+def rank_counts(nodes: int, devices_per_node) -> list[int]:
+    """Ranks of each configuration set: nodes x each devices-per-node count."""
+    if nodes < 1 or not devices_per_node or min(devices_per_node) < 1:
+        raise UsageError("--nodes and --devices-per-node must be >= 1")
+    return sorted({nodes * d for d in devices_per_node})
 
 
 def check_hosts(text: str | None, num_ranks: int) -> list[str]:
@@ -132,40 +139,56 @@ def check_hosts(text: str | None, num_ranks: int) -> list[str]:
     return [f"{h.name}:{h.slots}" for h in hosts]
 
 
-def ar_sizes(args) -> list[int]:
+def ar_sizes(opts: MeasureOptions) -> list[int]:
     try:
-        if args.ar_sizes:
-            return sorted({allreduce_bench.parse_size(s) for s in args.ar_sizes.split(",") if s.strip()})
-        return allreduce_bench.geometric_sizes(allreduce_bench.parse_size(args.ar_min),
-                                               allreduce_bench.parse_size(args.ar_max), args.ar_factor)
+        if opts.ar_sizes:
+            sizes = sorted(set(opts.ar_sizes))
+            if sizes[0] < allreduce_bench.FLOAT_BYTES:
+                raise ValueError(f"size {sizes[0]} is below one float32 element")
+            return sizes
+        return allreduce_bench.geometric_sizes(opts.ar_min, opts.ar_max, opts.ar_factor)
     except ValueError as e:
         raise UsageError(f"allreduce sizes: {e}") from None
 
 
-def config_from_args(args) -> dict:
+def config_from_args(args: MeasureOptions) -> dict:
     for name in ("steps", "block"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
-    if args.warmup < 0 or args.lr <= 0 or args.timeout <= 0 or not 0 <= args.noise_beta < 1:
+    if not (args.warmup >= 0 and args.lr > 0 and args.timeout > 0 and 0 <= args.noise_beta < 1):
         raise UsageError("need --warmup >= 0, --lr > 0, --timeout > 0 and 0 <= --noise-beta < 1")
-    counts = node_counts(args.nodes, args.node_counts)
-    batches = _int_list(args.local_batches, "--local-batches") if args.local_batches else list(DEFAULT_BATCHES)
-    hosts = check_hosts(args.hosts, max(counts))
+    counts = rank_counts(args.nodes, args.devices_per_node)
+    em = None
+    if args.nodes > 1 and not args.hosts:
+        # No --hosts: N emulated nodes of this machine, measured at 1, 2, 4, ... N nodes.
+        em = emulated.plan(args.nodes, tuple(args.devices_per_node), args.link, args.cores_per_node)
+        counts = [h * em["devices_per_node"] for h in em["node_counts"]]
+    elif args.link is not None or args.cores_per_node is not None:
+        raise UsageError("--link and --cores-per-node shape emulated nodes: use them with --nodes N > 1 and "
+                         "without --hosts")
+    batches = sorted(set(args.local_batches))
+    if not batches or batches[0] < 1:
+        raise UsageError("--local-batches: need positive integers")
+    hosts = emulated.hosts(em) if em else check_hosts(args.hosts, max(counts))
     threads = str(args.threads_per_rank)
     if threads != "auto" and not (threads.isdigit() and int(threads) >= 1):
         raise UsageError("--threads-per-rank must be 'auto' or a positive integer")
-    if args.model not in MODELS:
-        raise UsageError(f"unknown model {args.model!r}; choose one of {', '.join(MODELS)}")
+    if args.arch not in MODELS:
+        raise UsageError(f"unknown --arch {args.arch!r}; choose one of {', '.join(MODELS)}")
     tdata.check_available(args.dataset, args.data_path)
     if args.width is not None and args.width < 1:
         raise UsageError("--width must be >= 1")
     return {
-        "model": args.model, "width": args.width, "dataset": args.dataset, "data_path": str(Path(args.data_path).resolve()) if args.data_path else None,
-        "node_counts": counts, "local_batches": batches, "steps": args.steps, "warmup": args.warmup,
+        "model": args.arch, "width": args.width, "dataset": args.dataset, "data_path": str(Path(args.data_path).resolve()) if args.data_path else None,
+        # node_counts: ranks per configuration set (the manifest's historical name) = nodes x devices per node
+        "node_counts": counts, "placement": {"num_nodes": args.nodes,
+                                             "devices_per_node": sorted(set(args.devices_per_node))},
+        "local_batches": batches, "steps": args.steps, "warmup": args.warmup,
         "block": args.block, "lr": args.lr, "seed": args.seed, "noise_beta": args.noise_beta,
         "hosts": hosts, "threads_per_rank": int(threads) if threads.isdigit() else threads,
         "allreduce": {"enabled": not args.no_allreduce_bench, "sizes": ar_sizes(args)},
         "timeline": bool(args.timeline), "timeout": args.timeout,
+        **({"emulated": em, "network_interface": emulated.NODE_IFACE} if em else {}),
     }
 
 
@@ -224,15 +247,15 @@ def _fail_all(rd: RunDir, error: str) -> None:
 
 
 # orchestration ----------------------------------------------------------------------------
-def run_campaign(rd: RunDir, progress: bool = True) -> int:
-    """Measure every pending configuration; returns the number that failed."""
-    from tqdm import tqdm
+def run_campaign(rd: RunDir, progress: bool = True, wrap=None) -> int:
+    """Measure every pending configuration; returns the number that failed. wrap: how a launch's
+    command is started (emulated nodes: on h1)."""
+    from ..progress import progress as progress_bar
 
     m = rd.read_manifest()
     todo = [c for c in m["configs"] if c["status"] != "done"]
     ar_todo = [a for a in m.get("allreduce_benchmarks", []) if a["status"] != "done"]
-    bar = tqdm(total=len(todo) + len(ar_todo), unit="config", desc="measure", disable=not progress,
-               dynamic_ncols=True)
+    bar = progress_bar(len(todo) + len(ar_todo), "measure", enabled=progress)
     try:
         for n in m["config"]["node_counts"]:
             ids = [c["config_id"] for c in todo if c["num_replicas"] == n]
@@ -240,7 +263,7 @@ def run_campaign(rd: RunDir, progress: bool = True) -> int:
             while ids or bench:
                 # Attempts count across resumes too, so no launch log is overwritten.
                 attempt = 1 + len(list((rd.path / "logs").glob(f"n{n}-*.log")))
-                res = run_launch(rd, n, ids, bench, attempt, bar)
+                res = run_launch(rd, n, ids, bench, attempt, bar, wrap=wrap)
                 ids = [i for i in ids if i not in res.finished]
                 bench = bench and not res.bench_finished
                 if res.fatal:

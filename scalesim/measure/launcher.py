@@ -12,9 +12,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from .. import procs
 from ..schema import RunDir
 from ..train import hvdrun
-from . import events
+from . import events, placement
 
 
 @dataclass
@@ -49,18 +50,40 @@ def _set_status(rd: RunDir, key: str, id_key: str, ident, status: str, error: st
 
 
 def launch_hosts(cfg: dict, n: int) -> list[hvdrun.Host]:
-    """The campaign's --hosts (or localhost) for a launch of n ranks."""
-    return hvdrun.parse_hosts(",".join(cfg["hosts"]) or None, n)
+    """Exactly the slots a launch of n ranks uses: horovodrun --gloo treats -np as a minimum and
+    fills every slot of -H, so the campaign's --hosts is trimmed per launch (placement.trim)."""
+    hosts = hvdrun.parse_hosts(",".join(cfg["hosts"]) or None, n)
+    return placement.trim(hosts, n, per_node(cfg, n))
+
+
+def per_node(cfg: dict, n: int) -> int | None:
+    """Ranks per node of a launch of n ranks: the emulated campaign's one devices-per-node count, or
+    n / --nodes with --hosts (every launch spans the same nodes); None = fill hosts in order."""
+    if cfg.get("emulated"):
+        return int(cfg["emulated"]["devices_per_node"])
+    nodes = (cfg.get("placement") or {}).get("num_nodes")
+    if cfg.get("hosts") and nodes and n % nodes == 0:
+        return n // nodes
+    return None
 
 
 def worker_command(rd: RunDir, cfg: dict, n: int, ids: list[str], bench: bool) -> list[str]:
-    args = ["--run-dir", str(rd.path.resolve()), "--configs", ",".join(ids)]
-    return hvdrun.build_command(n, launch_hosts(cfg, n), "scalesim.measure.worker",
-                                args + (["--allreduce-bench"] if bench else []))
+    hosts = launch_hosts(cfg, n)
+    # Every rank checks Horovod's placement against this (placement.mismatch).
+    args = ["--run-dir", str(rd.path.resolve()), "--configs", ",".join(ids),
+            "--placement", hvdrun.hosts_arg(hosts)]
+    # horovodrun caches its ssh check per host name in ~/.horovod; emulated clusters reuse names.
+    # The node's interface only when ranks span nodes: a one-host launch rendezvous on 127.0.0.1.
+    extra = ["--disable-cache"] + (["--network-interfaces", cfg["network_interface"]]
+                                   if cfg.get("network_interface") and len(hosts) > 1 else []) if cfg["hosts"] else []
+    return hvdrun.build_command(n, hosts, "scalesim.measure.worker",
+                                args + (["--allreduce-bench"] if bench else []), extra)
 
 
 def worker_env(rd: RunDir, cfg: dict, n: int, attempt: int) -> dict:
     env = hvdrun.rank_env()
+    if cfg.get("emulated"):  # every node has the same CPU share (horovodrun forwards this to all ranks)
+        env["SCALESIM_CORES_PER_NODE"] = repr(float(cfg["emulated"]["cores_per_node"]))
     if cfg.get("timeline"):
         tl = rd.path / "timeline" / f"n{n}-{attempt}.json"
         tl.parent.mkdir(parents=True, exist_ok=True)
@@ -68,19 +91,22 @@ def worker_env(rd: RunDir, cfg: dict, n: int, attempt: int) -> dict:
     return env
 
 
-def run_launch(rd: RunDir, n: int, ids: list[str], bench: bool, attempt: int, bar) -> LaunchResult:
+def run_launch(rd: RunDir, n: int, ids: list[str], bench: bool, attempt: int, bar, wrap=None) -> LaunchResult:
+    """wrap: turns the horovodrun command into the one to start (e.g. on an emulated node)."""
     cfg = rd.read_manifest()["config"]   # the campaign's settings: fixed for the run's life
-    timeout = float(cfg.get("timeout", 900))
+    timeout = float(cfg.get("timeout") or 900)  # runs made before NaN was refused stored null
     log_path = rd.path / "logs" / f"n{n}-{attempt}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     cmd = worker_command(rd, cfg, n, ids, bench)
+    cmd = wrap(cmd) if wrap else cmd
     res, current, rank_errors = LaunchResult(), None, {}
     tail = collections.deque(maxlen=4000)
-    with open(log_path, "w") as log:
+    with _Log(log_path) as log:
         log.write(" ".join(cmd) + "\n")
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace", env=worker_env(rd, cfg, n, attempt), start_new_session=True,
-                                bufsize=1)
+        # Its own process group, which this process ends on exit, exceptions and SIGTERM/SIGHUP;
+        # the ranks' watchdog ends them if this process is SIGKILLed (scalesim.procs).
+        proc = procs.launch(cmd, env=worker_env(rd, cfg, n, attempt), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
         last_progress, timed_out = time.monotonic(), False
@@ -109,9 +135,11 @@ def run_launch(rd: RunDir, n: int, ids: list[str], bench: bool, attempt: int, ba
             raise
         finally:
             rc = proc.wait()
+            procs.forget(proc)
     res.ok = rc == 0 and not timed_out
     if not res.ok:
-        res.error = _failure_message(rc, timed_out, timeout, current, list(tail), rank_errors)
+        where = {s.rank: s.host for s in placement.expected(launch_hosts(cfg, n))} if cfg.get("hosts") else {}
+        res.error = _failure_message(rc, timed_out, timeout, current, list(tail), rank_errors, where)
         if current == "allreduce":
             _set_status(rd, "allreduce_benchmarks", "num_replicas", n, "failed", res.error)
             res.bench_finished = True
@@ -135,15 +163,41 @@ def _pump(stream, lines: queue.Queue) -> None:
 
 def _kill(proc: subprocess.Popen) -> None:
     # The launch runs in its own session: signal only that process group (horovodrun and ranks).
-    if proc.poll() is None:
+    procs.end(proc)
+
+
+class _Log:
+    """The launch log. It is a convenience: a full disk stops it (with one note), not the launch."""
+
+    def __init__(self, path):
+        self.path, self.f = path, None
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+            self.f = open(path, "w")
+        except OSError as e:
+            print(f"launch log {path}: not written ({e.strerror})", file=sys.stderr)
+
+    def write(self, text: str) -> None:
+        if self.f is None:
+            return
+        try:
+            self.f.write(text)
+        except OSError as e:
+            print(f"launch log {self.path}: stopped ({e.strerror})", file=sys.stderr)
+            self.close()
+
+    def close(self) -> None:
+        f, self.f = self.f, None
+        if f is not None:
             try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
+                f.close()
+            except OSError:
                 pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def _handle(rd: RunDir, n: int, ev: dict, res: LaunchResult, current, rank_errors: dict, bar):
@@ -197,19 +251,25 @@ def _record_facts(rd: RunDir, n: int, ev: dict) -> None:
     rd.write_manifest(m)
 
 
-def _failure_message(rc, timed_out, timeout, current, tail, rank_errors) -> str:
+def _failure_message(rc, timed_out, timeout, current, tail, rank_errors, host_of=None) -> str:
+    """host_of: rank -> node name, from the launch's placement (with --hosts / emulated nodes)."""
     where = f"during {current}" if current else "before measuring started"
+    host_of = host_of or {}
+
+    def who(rank):
+        return f"rank {rank} on {host_of[rank]}" if rank in host_of else f"rank {rank}"
+
     if timed_out:
         return f"no progress for {timeout:g} s {where}; launch killed"
     failed = events.first_failed_rank("\n".join(tail))
     if failed is None and rank_errors:
         rank = min(rank_errors)
-        return f"rank {rank} failed {where}: {rank_errors[rank]}"
+        return f"{who(rank)} failed {where}: {rank_errors[rank]}"
     if failed is None:
         return f"horovodrun exited with code {rc} {where}"
     rank, code = failed
     detail = rank_errors.get(rank) or events.rank_stderr_tail(tail, rank)
-    return f"rank {rank} exited with code {code} {where}" + (f": {detail}" if detail else "")
+    return f"{who(rank)} exited with code {code} {where}" + (f": {detail}" if detail else "")
 
 
 def _parse_timeline(rd: RunDir, n: int, attempt: int) -> None:

@@ -86,3 +86,54 @@ def per_tensor(events: list[dict]):
 
 def parse(path):
     return per_tensor(read_events(path))
+
+
+# --- a user's own job: `horovodrun --timeline-filename FILE` / HOROVOD_TIMELINE=FILE --------------
+ALLREDUCE_COLUMNS = ["tensor", "calls", "size_bytes", "negotiate_time", "allreduce_time", "total_time", "algbw"]
+
+
+def is_timeline(path) -> bool:
+    """True for a Horovod Timeline file (a JSON array of trace events starting with Horovod's
+    metadata), by its first bytes: how fit/report tell it from other .json inputs (model files)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    with open(p, "rb") as f:
+        head = f.read(400).decode("utf-8", "replace").lstrip()
+    return head.startswith("[") and '"ph"' in head and ('"process_name"' in head or '"ts"' in head)
+
+
+def allreduce_table(per_tensor_df):
+    """Per-tensor allreduce table from `per_tensor`: one row per allreduced tensor (a Horovod
+    grouped/fused allreduce is one 'tensor'), with
+        calls           times it was allreduced
+        size_bytes      its size (from the shape/dtype Horovod recorded; NaN if not recorded)
+        negotiate_time  mean s in NEGOTIATE_ALLREDUCE: waiting until every rank submitted it
+                        (the straggler / load-imbalance part)
+        allreduce_time  mean s in ALLREDUCE: the data movement itself (fusion-buffer copies included)
+        total_time      calls * (negotiate_time + allreduce_time)
+        algbw           size_bytes / allreduce_time (nccl-tests' algorithm bandwidth, bytes/s;
+                        busbw = algbw * 2(n-1)/n needs the rank count n)"""
+    import numpy as np
+    import pandas as pd
+
+    top = per_tensor_df[per_tensor_df["depth"] == 0]
+    rows = []
+    for tensor, g in top.groupby("tensor", sort=False):
+        acts = dict(zip(g["activity"], zip(g["count"], g["mean_time"])))
+        if "ALLREDUCE" not in acts:
+            continue
+        calls, ar = acts["ALLREDUCE"]
+        neg = acts.get("NEGOTIATE_ALLREDUCE", (0, 0.0))[1]
+        size = g["size_bytes"].dropna()
+        size = float(size.iloc[0]) if len(size) else np.nan
+        rows.append({"tensor": tensor, "calls": int(calls), "size_bytes": size, "negotiate_time": float(neg),
+                     "allreduce_time": float(ar), "total_time": float(calls * (neg + ar)),
+                     "algbw": size / ar if ar > 0 and np.isfinite(size) else np.nan})
+    df = pd.DataFrame(rows, columns=ALLREDUCE_COLUMNS)
+    return df.sort_values("total_time", ascending=False, ignore_index=True)
+
+
+def read_allreduce(path):
+    """A Horovod Timeline file -> its per-tensor allreduce table (DataError if it is not one)."""
+    return allreduce_table(parse(path))

@@ -51,14 +51,20 @@ class Measurer:
         self.hvd, self.tf, self.cfg = hvd, tf, cfg
         self.n, self.rank = hvd.size(), hvd.rank()
         self.tdata = tdata
-        x, y = tdata.load_dataset(cfg["dataset"], "train", cfg.get("data_path"))
+        # --dataset synthetic takes its image shape and classes from --input-shape / --classes.
+        spec = tdata.SyntheticSpec(tuple(cfg.get("input_shape") or (28, 28, 1)), int(cfg.get("num_classes") or 10),
+                                   int(cfg.get("synthetic_size") or 8192), 1, cfg.get("seed", 0))
+        x, y = tdata.load_dataset(cfg["dataset"], "train", cfg.get("data_path"), spec)
         self.x, self.y = x, y
-        model = build_model(cfg["model"], x.shape[1:], tdata.num_classes_of(cfg["dataset"], y),
-                            seed=cfg.get("seed", 0), width=cfg.get("width"))
-        self.trainer = Trainer(model)
-        self.grad_bytes = grad_bytes(model)
-        self.model_info = {"name": cfg["model"], "params": self.grad_bytes // 4, "grad_bytes": self.grad_bytes,
-                           "width": cfg.get("width")}
+        classes = cfg.get("num_classes") or tdata.num_classes_of(cfg["dataset"], y, spec)
+        # Any model: scalesim's ResNets, keras:<application>, module:function (scalesim.train.models).
+        model = build_model(cfg["model"], x.shape[1:], classes, seed=cfg.get("seed", 0), width=cfg.get("width"))
+        fp16 = bool(cfg.get("fp16_allreduce"))
+        self.trainer = Trainer(model, fp16_allreduce=fp16)
+        self.grad_bytes = grad_bytes(model) // (2 if fp16 else 1)   # bytes on the wire per allreduce
+        self.model_info = {"name": cfg["model"], "params": grad_bytes(model) // 4, "grad_bytes": self.grad_bytes,
+                           "width": cfg.get("width"), "input_shape": list(x.shape[1:]), "num_classes": int(classes),
+                           "fp16_allreduce": fp16}
         # Same seed on every rank gives the same weights; keep them to restart each configuration.
         self.init_state = [v.numpy() for v in self.trainer.state_variables()]
         self.fault = _fault_point()
@@ -166,11 +172,44 @@ class Measurer:
         return rows, noise, {"lr": lr}
 
 
-def _facts(hvd, threads: tuple[int, int]) -> dict:
-    from ..train.worker import hosts_facts, versions
+def _facts(hvd, threads: tuple[int, int], want: list) -> dict:
+    """Hosts as Horovod placed the ranks (placement.expected, already checked against hvd), with
+    the cores and OS host name each one reports (informative only: not an identity)."""
+    import socket
 
-    return {"hosts": hosts_facts(hvd), "threads_per_rank": threads[0], "inter_op_threads": threads[1],
+    from ..train.hvdrun import usable_cores
+    from ..train.worker import versions
+
+    # An emulated node's CPU share (a cgroup quota its ranks cannot see: /sys is the namespace's).
+    share = os.environ.get("SCALESIM_CORES_PER_NODE")
+    me = (hvd.rank(), float(share) if share else usable_cores(), socket.gethostname())
+    every = hvd.allgather_object(me) if hvd.size() > 1 else [me]
+    by_rank = {r: (cores, name) for r, cores, name in every}
+    hosts = []
+    for s in want:
+        if s.local_rank == 0:
+            cores, name = by_rank[s.rank]
+            hosts.append({"hostname": s.host, "host_index": s.host_index, "ranks": s.local_size,
+                          "cores": cores, "os_hostname": name})
+    return {"hosts": hosts, "threads_per_rank": threads[0], "inter_op_threads": threads[1],
             "versions": versions()}
+
+
+def _check_placement(hvd, want: list) -> None:
+    from . import placement
+
+    why = placement.mismatch(want, hvd.rank(), hvd.size(), hvd.local_rank(), hvd.local_size(),
+                             hvd.cross_rank(), hvd.cross_size())
+    if why:
+        raise PlacementError(why)
+
+
+class PlacementError(ScalesimError):
+    """Horovod started other ranks than the launch asked for: every launch would record wrong data."""
+
+
+class SharedDirError(ScalesimError):
+    """A rank cannot see the run directory (no shared filesystem)."""
 
 
 def _config_frames(rows_by_rank, noise_by_rank, c: dict, n: int, facts: dict, beta: float):
@@ -208,7 +247,7 @@ def _config_frames(rows_by_rank, noise_by_rank, c: dict, n: int, facts: dict, be
 
 
 def _summary(steps, noise_summary: dict) -> dict:
-    from ..analysis.observations import slowest_step_median  # the one definition fit and report use too
+    from ..schema import slowest_step_median  # the one definition fit and report use too
 
     ins = steps[steps["mode"] == "instrumented"]
     per_mode = slowest_step_median(steps, ["mode"])
@@ -227,22 +266,38 @@ def main(argv=None) -> int:
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--configs", default="")
     ap.add_argument("--allreduce-bench", action="store_true")
+    ap.add_argument("--placement", help="the launch's exact -H (host:slots,...); checked against Horovod")
     args = ap.parse_args(argv)
+    from ..procs import watch_launch
+
+    watch_launch()  # exit when the campaign driver or horovodrun is gone
 
     import horovod.tensorflow as hvd
 
     from ..train.hvdrun import configure_tf_threads
 
+    from . import placement
+
     hvd.init()
-    rd = RunDir(args.run_dir)
-    manifest = rd.read_manifest()
-    cfg = manifest["config"]
-    threads = configure_tf_threads(cfg.get("threads_per_rank", 1), hvd.local_size())
+    from ..train.gpu import pin_gpu
+
+    pin_gpu(hvd.local_rank())   # one GPU per rank, by local rank (no-op without GPUs)
     n, rank = hvd.size(), hvd.rank()
-    current = None
+    rd = RunDir(args.run_dir)
+    want = placement.expected(placement.parse(args.placement) if args.placement
+                              else [placement.Host("localhost", n)])
+    current = "setup"
     try:
-        facts = _facts(hvd, threads)
-        current = "setup"
+        _check_placement(hvd, want)
+        if not rd.exists():
+            # Each rank reads the campaign's settings, rank 0 writes the tables: all of them need
+            # the run directory at the same path (a shared filesystem), said in the README.
+            raise SharedDirError(f"run directory {rd.path} is not visible on {want[rank].host} (rank {rank}); "
+                                 "--hosts needs it on a filesystem shared by every host, at the same path")
+        manifest = rd.read_manifest()
+        cfg = manifest["config"]
+        threads = configure_tf_threads(cfg.get("threads_per_rank", 1), hvd.local_size())
+        facts = _facts(hvd, threads, want)
         measurer = Measurer(hvd, cfg)
         if rank == 0:
             events.emit("facts", **facts, model=measurer.model_info)
@@ -287,6 +342,7 @@ def _allreduce_bench(hvd, rd: RunDir, cfg: dict, facts: dict, rank: int) -> None
     if rank == 0:
         df = pd.DataFrame(rows)
         df.insert(0, "num_nodes", len(facts["hosts"]))
+        df.insert(1, "ranks_per_host", max(h["ranks"] for h in facts["hosts"]))
         rd.write_part("allreduce", f"n{hvd.size()}", df)
         events.emit("ar_done")
 

@@ -61,6 +61,55 @@ class CommParams(NamedTuple):
     jitter: float = 0.0          # coefficient of variation of per-link time (the ring waits for the slowest)
 
 
+class Param(NamedTuple):
+    """One of the 14 fitted performance parameters: the single place that names, bounds and explains it.
+    `scale` is how the fitter moves it: 'log' (positive, spans decades), 'lin', or 'inv' (a bandwidth,
+    fitted as log(1 / value) so that time is linear in the fitted quantity)."""
+    name: str           # field of ComputeParams / CommParams, or 'gamma' (PerfParams)
+    group: str          # 'compute' | 'comm' | 'overlap'
+    unit: str           # of the value in a model file
+    meaning: str
+    lo: float           # bounds of the value
+    hi: float
+    default: float | None  # the 'off' value it is pinned to when the data cannot identify it (None: always fitted)
+    scale: str
+    start: tuple        # the fit's data-driven start, in the fitted coordinate: base / divisor / per, with
+                        # base a number or 's' (median step time), per '' | 'b' (median local batch) |
+                        # 'M' (gradient bytes)
+
+    @property
+    def fit_name(self) -> str:
+        """Name of the fitted coordinate (bandwidths are fitted as inverse bandwidths)."""
+        return "inv_" + self.name if self.scale == "inv" else self.name
+
+
+# In the fitter's order (the order of the optimiser's vector and of its random starts).
+PARAMS = (
+    Param("alpha_c", "compute", "s", "compute time per step independent of the batch", 1e-9, 1e4, None, "log", ("s", 2, "")),
+    Param("beta_c", "compute", "s", "compute time per sample on one uncontended rank", 1e-12, 1e3, None, "log", ("s", 2, "b")),
+    Param("kappa", "compute", "", "contention exponent when rank threads exceed a host's cores (1 = time slicing)",
+          0.0, 4.0, 1.0, "lin", (1.0, 1, "")),
+    Param("colocation", "compute", "", "slow-down per extra rank on a host, with enough cores", 0.0, 3.0, 0.0, "lin",
+          (0.05, 1, "")),
+    Param("cv", "compute", "", "coefficient of variation of per-rank compute time (stragglers)", 0.0, 1.0, 0.0, "lin",
+          (0.05, 1, "")),
+    Param("overhead_intra", "comm", "s", "fixed cost of one allreduce on one host", 1e-9, 1e3, 0.0, "log", ("s", 10, "")),
+    Param("alpha_intra", "comm", "s", "latency per ring step between ranks of one host", 1e-12, 10.0, 0.0, "log",
+          ("s", 1000, "")),
+    Param("bw_intra", "comm", "B/s", "bandwidth between ranks of one host", 1e-3, 1e15, None, "inv", ("s", 5, "M")),
+    Param("overhead_inter", "comm", "s", "fixed cost of one allreduce across hosts", 1e-9, 1e3, 0.0, "log", ("s", 10, "")),
+    Param("alpha_inter", "comm", "s", "latency per ring step between hosts", 1e-12, 10.0, 0.0, "log", ("s", 1000, "")),
+    Param("bw_inter", "comm", "B/s", "bandwidth of the link between hosts", 1e-3, 1e15, None, "inv", ("s", 2, "M")),
+    Param("pair_sharing", "comm", "", "extra load of a 2-host ring on its one host pair (0 = full duplex)",
+          0.0, 1.0, 0.0, "lin", (0.3, 1, "")),
+    Param("jitter", "comm", "", "coefficient of variation of per-link time (a ring waits for its slowest link)",
+          0.0, 1.0, 0.0, "lin", (0.1, 1, "")),
+    Param("gamma", "overlap", "", "compute/communication overlap: 1 = none, larger = more", 1.0, 10.0, 1.0, "lin",
+          (2.0, 1, "")),
+)
+PARAM = {p.name: p for p in PARAMS}
+
+
 class Placement(NamedTuple):
     num_nodes: int                  # hosts
     replicas_per_node: int          # ranks (devices) per host; the busiest host's count when uneven
@@ -149,6 +198,13 @@ def _pair_factor(m: CommParams, num_nodes):
     return 1.0 + m.pair_sharing * (np.asarray(num_nodes) == 2)
 
 
+def _ring(k, alpha, message_bytes, bw, share=1.0):
+    """Ring allreduce over k participants: 2(k-1) latency steps and 2(k-1)/k of the message per link
+    (0 for one participant, whatever its alpha and bw)."""
+    t = 2 * (k - 1) * alpha + 2 * (k - 1) / k * message_bytes / bw * share
+    return np.where(np.asarray(k) > 1, t, np.zeros_like(t))
+
+
 def allreduce_time(m: CommParams, message_bytes, num_nodes: int, replicas_per_node: int, num_replicas=None):
     """Seconds to allreduce `message_bytes` over num_nodes hosts with replicas_per_node ranks each
     (num_replicas: total ranks when hosts are uneven; replicas_per_node is then the busiest host's)."""
@@ -168,13 +224,14 @@ def allreduce_time(m: CommParams, message_bytes, num_nodes: int, replicas_per_no
         t = over + 2 * np.log2(nn) * alpha + volume
     else:
         t = over + 2 * (nn - 1) * alpha + volume
-    if m.algorithm == "hierarchical":
+    if m.algorithm == "hierarchical":  # a ring inside each host, then g rings of M/g bytes across hosts
         gf, hf = np.maximum(g, 1.0), np.maximum(h, 1.0)
-        intra = 2 * (gf - 1) * m.alpha_intra + 2 * (gf - 1) / gf * M / m.bw_intra
-        inter = 2 * (hf - 1) * m.alpha_inter + 2 * (hf - 1) / hf * (M / gf) / m.bw_inter * _pair_factor(m, h)
+        intra = _ring(gf, m.alpha_intra, M, m.bw_intra)
+        inter = _ring(hf, m.alpha_inter, M / gf, m.bw_inter, _pair_factor(m, h))
         t = np.where(multi, m.overhead_inter + intra + inter, t)
     t = t * straggler_factor(m.jitter, nn)
-    return np.where(n > 1, t, 0.0 * t)
+    # One rank reduces nothing: exactly 0, even where the parameters it never uses are unknown (NaN).
+    return np.where(n > 1, t, np.zeros_like(t))
 
 
 def sync_time(m: CommParams, placement: Placement):

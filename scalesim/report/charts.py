@@ -264,3 +264,29 @@ def predicted_vs_measured(val: pd.DataFrame):
         x="independent", y="independent").properties(
         title=_title("Predicted vs measured", "dashed: perfect prediction; band: +/- the quantity's mean absolute "
                      "percentage error; points: held-out configurations from `scalesim validate`"))
+
+
+def steps_to_target(curve: pd.DataFrame, measured: pd.DataFrame, st: dict):
+    """Steps to the target vs global batch: the fitted S(B) with its 95 % band, and the runs' steps."""
+    x = alt.X("global_batch:Q", title="Global batch (samples)", scale=alt.Scale(type="log", base=2),
+              axis=alt.Axis(format=",d"))
+    y = alt.Y("steps:Q", title="Optimizer steps to the target", scale=alt.Scale(type="log"))
+    tip = [alt.Tooltip("global_batch:Q", title="global batch", format=",.0f"),
+           alt.Tooltip("steps:Q", title="steps", format=",.0f"),
+           alt.Tooltip("lo:Q", title="95 % low", format=",.0f"), alt.Tooltip("hi:Q", title="95 % high", format=",.0f")]
+    layers = [alt.Chart(curve).mark_area(opacity=0.18).encode(x=x, y=alt.Y("lo:Q", scale=alt.Scale(type="log")), y2="hi:Q"),
+              alt.Chart(curve).mark_line().encode(x=x, y=y, tooltip=tip)]
+    if len(measured):
+        layers.append(alt.Chart(measured).mark_rule(color="black").encode(x="global_batch:Q", y="lo:Q", y2="hi:Q"))
+        layers.append(alt.Chart(measured).mark_point(filled=True, size=60, color="black").encode(
+            x="global_batch:Q", y="steps:Q", tooltip=tip))
+    bn = float(st["b_noise"])
+    layers.append(alt.Chart(pd.DataFrame({"global_batch": [bn], "label": [f"B_noise = {bn:,.0f}"]})).mark_rule(
+        color="gray", strokeDash=[4, 4]).encode(x="global_batch:Q", tooltip=[alt.Tooltip("label:N", title="noise scale")]))
+    t = st.get("target") or {}
+    what = f"{t.get('metric', 'metric')} {'>=' if t.get('higher_is_better', True) else '<='} {t.get('value', float('nan')):.4g}" \
+        if t else "the fitted target"
+    meas_bn = st.get("b_noise_measured")
+    sub = (f"S(B) = S_min (1 + B_noise/B), S_min = {float(st['s_min']):,.0f}, B_noise = {bn:,.0f}"
+           + (f" (measured {float(meas_bn):,.0f})" if meas_bn else "") + f"; target {what}; band: 95 %; dots: runs")
+    return alt.layer(*layers).properties(width=W, height=H, title=_title("Steps to the target vs global batch", sub))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..analysis.observations import slowest_step_median
+from ..schema import slowest_step_median
 from ..model import perf, stateff
 
 SPLIT = (("data_time", "data"), ("compute_time", "compute"),
@@ -198,3 +198,25 @@ def stateff_curve(bn: float, boots: list, batches) -> pd.DataFrame:
     eff = stateff.statistical_efficiency(B, bn, 0.0)
     blo, bhi = _band([stateff.statistical_efficiency(B, b, 0.0) for b in boots]) if boots else (None, None)
     return pd.DataFrame({"global_batch": B, "efficiency": eff, "lo": blo, "hi": bhi})
+
+
+def steps_to_target_curve(st: dict | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fitted S(B) with its 95 % band, measured steps per batch) from a model's stateff fit
+    (McCandlish et al. 2018: S(B) = S_min (1 + B_noise/B)); empty frames without one."""
+    if not st or not st.get("s_min") or not st.get("b_noise"):
+        return pd.DataFrame(), pd.DataFrame()
+    from ..fit.stateff import predicted_steps
+
+    meas = {float(b): float(v) for b, v in (st.get("steps_to_target") or {}).items() if v and math.isfinite(float(v))}
+    sd = {float(b): float(v) for b, v in (st.get("steps_log_sd") or {}).items() if v is not None}
+    bn = float(st["b_noise"])
+    lo = min([bn / 30] + list(meas)) if meas else bn / 30
+    hi = max([bn * 30] + list(meas)) if meas else bn * 30
+    B = np.geomspace(max(lo, 1.0), hi, 80)
+    S, s_lo, s_hi = predicted_steps(st, B)
+    curve = pd.DataFrame({"global_batch": B, "steps": S, "lo": s_lo, "hi": s_hi})
+    pts = pd.DataFrame({"global_batch": list(meas), "steps": list(meas.values())})
+    if len(pts):
+        f = np.exp(1.96 * np.array([sd.get(b, 0.0) for b in meas]))
+        pts["lo"], pts["hi"] = pts["steps"] / f, pts["steps"] * f
+    return curve, pts

@@ -1,28 +1,27 @@
-"""`scalesim report RUN_DIR... [--model M] [--validation CSV] [--prediction JSON] --out R.html [--png]`:
-one self-contained HTML file (opens offline) with the charts the inputs allow."""
+"""`scalesim report`: one self-contained HTML file (opens offline) with the charts the inputs allow."""
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError, UsageError
 
 
-def add_arguments(p) -> None:
-    p.add_argument("runs", nargs="*", metavar="RUN_DIR",
-                   help="run directories written by `scalesim measure` or `train`")
-    p.add_argument("--model", "-m", metavar="M", help="model file from `scalesim fit` (fitted lines and intervals)")
-    p.add_argument("--validation", metavar="CSV",
-                   help="CSV from `scalesim validate --out` (measured, predicted columns)")
-    p.add_argument("--prediction", metavar="JSON", help="JSON from `scalesim predict --json` (time-to-target grid)")
-    p.add_argument("--out", "-o", metavar="HTML", help="output file (default reports/<first run id>.html)")
-    p.add_argument("--png", action="store_true", help="also write each chart as <out stem>-<chart>.png")
-    p.add_argument("--title", help="report title (default: the run ids)")
+@dataclass(frozen=True)
+class ReportRequest:
+    runs: list                      # run directories
+    model: str | None = None        # model file
+    validation: str | None = None   # CSV from `validate --out`
+    prediction: str | None = None   # JSON from `predict --json`
+    out: str | None = None
+    png: bool = False
+    title: str | None = None
 
 
-def _out_path(args, runs) -> Path:
-    if args.out:
-        out = Path(args.out)
+def _out_path(req, runs) -> Path:
+    if req.out:
+        out = Path(req.out)
     else:
         stem = runs.manifests[0][0] if runs.manifests else "report"
         out = Path("reports") / f"{stem}.html"
@@ -45,24 +44,30 @@ def write_pngs(sections, out: Path) -> list:
     return written
 
 
-def run(args) -> int:
+def write_report(req: ReportRequest) -> int:
     from ..schema import atomic_write_bytes
     from . import inputs, page, sections
 
-    if not (args.runs or args.model or args.validation or args.prediction):
+    if not (req.runs or req.model or req.validation or req.prediction):
         raise UsageError("give at least one run directory (or --model / --validation / --prediction)")
-    runs = inputs.load_runs(args.runs)
-    model = inputs.load_model(args.model) if args.model else None
-    val = inputs.load_validation(args.validation) if args.validation else None
-    pred = inputs.load_prediction(args.prediction) if args.prediction else None
-    out = _out_path(args, runs)
+    from .sweep import load_sweep, split_sweeps, sweep_sections
 
-    secs = sections.all_sections(runs, model, args.model, val, pred)
-    ids = [r[0] for r in runs.manifests]
-    title = args.title or ("scalesim report: " + (", ".join(ids) if ids else "model and predictions"))
-    used = [f"runs: {', '.join(args.runs)}" if args.runs else None, f"model: {args.model}" if args.model else None,
-            f"validation: {args.validation}" if args.validation else None,
-            f"prediction: {args.prediction}" if args.prediction else None]
+    sweep_paths, run_paths = split_sweeps(req.runs)
+    sweeps = [load_sweep(p) for p in sweep_paths]
+    runs = inputs.load_runs(run_paths)
+    model = inputs.load_model(req.model) if req.model else None
+    val = inputs.load_validation(req.validation) if req.validation else None
+    pred = inputs.load_prediction(req.prediction) if req.prediction else None
+    out = _out_path(req, runs) if run_paths or not sweeps else _out_path(
+        ReportRequest(req.runs, out=req.out or f"reports/{sweeps[0].path.resolve().name}.html"), runs)
+
+    secs = sweep_sections(sweeps) + (sections.all_sections(runs, model, req.model, val, pred)
+                                     if run_paths or model or val or pred else [])
+    ids = [sw.path.resolve().name for sw in sweeps] + [r[0] for r in runs.manifests]
+    title = req.title or ("scalesim report: " + (", ".join(ids) if ids else "model and predictions"))
+    used = [f"runs: {', '.join(req.runs)}" if req.runs else None, f"model: {req.model}" if req.model else None,
+            f"validation: {req.validation}" if req.validation else None,
+            f"prediction: {req.prediction}" if req.prediction else None]
     from .. import __version__
 
     subtitle = (f"generated {_dt.datetime.now().astimezone().isoformat(timespec='seconds')} by scalesim "
@@ -71,7 +76,7 @@ def run(args) -> int:
     try:
         atomic_write_bytes(out, text.encode("utf-8"))
         out.chmod(0o644)  # the atomic writer's temp file is private; a report is for sharing
-        pngs = write_pngs(secs, out) if args.png else []
+        pngs = write_pngs(secs, out) if req.png else []
     except OSError as e:
         raise DataError(f"cannot write {out}: {e.strerror or e}")
     n_charts = sum(len(s.charts) for s in secs)

@@ -52,14 +52,14 @@ def load_runs(paths) -> Runs:
 
 
 def load_model(path):
-    from ..analysis import modelfile
+    from .. import modelfile
 
     return modelfile.load(path)
 
 
 def bootstrap_perfs(model) -> list:
     """The bootstrap parameter sets that parse; a malformed one is skipped, not fatal."""
-    from ..analysis.modelfile import perf_from_dict
+    from ..modelfile import perf_from_dict
 
     out = []
     for b in getattr(model, "bootstrap", None) or []:

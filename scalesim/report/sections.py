@@ -100,6 +100,12 @@ def noise(table, model, summary) -> Section:
         curve = frames.stateff_curve(bn, boots, batches)
         _add(out, notes, "statistical-efficiency", "the statistical-efficiency curve",
              lambda: charts.statistical_efficiency(curve, bn, source, batches))
+    st = getattr(model, "stateff", None) or {}
+    steps_curve, steps_meas = frames.steps_to_target_curve(st)
+    if not steps_curve.empty:
+        _add(out, notes, "steps-to-target", "the steps-to-target chart",
+             lambda: charts.steps_to_target(steps_curve, steps_meas, st))
+    notes += [f"Statistical-efficiency fit: {w}" for w in st.get("warnings") or []]
     return Section("noise", "Gradient noise and statistical efficiency", out, notes)
 
 

@@ -57,15 +57,26 @@ class TrainConfig:
         from .data import DATASETS
         from . import MODELS
 
+        import math
+
+        for f in fields(self):  # NaN passes every `x < 0` test below; inf is no learning rate
+            v = getattr(self, f.name)
+            vals = v if isinstance(v, (tuple, list)) else (v,)
+            if any(isinstance(x, float) and not math.isfinite(x) for x in vals):
+                raise UsageError(f"--{f.name.replace('_', '-')} must be finite (got {v})")
+        if not (self.ref_lr > 0 and self.warmup_epochs >= 0 and self.decay_factor > 0):
+            raise UsageError("need --ref-lr > 0, --warmup-epochs >= 0 and --decay-factor > 0")
         if self.nodes < 1:
-            raise UsageError(f"--nodes must be at least 1 (got {self.nodes})")
+            raise UsageError(f"need at least 1 rank (got {self.nodes})")
         if self.batch < 1 or self.batch % self.nodes:
-            raise UsageError(f"--batch {self.batch} must be a positive multiple of --nodes {self.nodes} "
-                             "(it is the global batch, split evenly across ranks)")
+            raise UsageError(f"--batch {self.batch} must be a positive multiple of the {self.nodes} ranks "
+                             "(nodes x devices per node: it is the global batch, split evenly across ranks)")
         if self.epochs < 1:
             raise UsageError(f"--epochs must be at least 1 (got {self.epochs})")
         if self.model not in MODELS:
-            raise UsageError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+            from .models import parse_arch
+
+            parse_arch(self.model)   # keras:<application> | module:function, or a UsageError (--arch)
         if self.dataset not in DATASETS:
             raise UsageError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
         for name in ("train_subset", "test_subset", "max_steps", "width", "ghost_batch"):
@@ -73,7 +84,7 @@ class TrainConfig:
             if v is not None and v < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive (got {v})")
         if self.threads != "auto" and not (str(self.threads).isdigit() and int(self.threads) > 0):
-            raise UsageError(f"--threads must be 'auto' or a positive integer (got {self.threads!r})")
+            raise UsageError(f"--threads-per-rank must be 'auto' or a positive integer (got {self.threads!r})")
         if not 0.0 <= self.momentum < 1.0 or self.weight_decay < 0.0:
             raise UsageError("need 0 <= --momentum < 1 and --weight-decay >= 0")
         self.synthetic_spec()

@@ -39,7 +39,9 @@ def parse_hosts(text: str | None, num_ranks: int) -> list[Host]:
     if num_ranks < 1:
         raise UsageError(f"need at least 1 rank (got {num_ranks})")
     if not text:
-        return [Host("localhost", num_ranks)]
+        hosts = [Host("localhost", num_ranks)]
+        check_local_ranks(hosts, num_ranks)
+        return hosts
     hosts = []
     for item in text.split(","):
         name, _, slots = item.strip().partition(":")
@@ -54,7 +56,29 @@ def parse_hosts(text: str | None, num_ranks: int) -> list[Host]:
         hosts.append(Host(name, n))
     if sum(h.slots for h in hosts) < num_ranks:
         raise UsageError(f"--hosts has {sum(h.slots for h in hosts)} slots for {num_ranks} ranks")
+    check_local_ranks(hosts, num_ranks)
     return hosts
+
+
+MAX_RANKS_PER_CORE = 8   # beyond this a rank's step is mostly waiting for a core (and memory runs out)
+_LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+def check_local_ranks(hosts: list[Host], num_ranks: int) -> None:
+    """Refuse more ranks on this machine than it can run (the default --hosts puts all of them here)."""
+    import socket
+
+    here = _LOCAL_NAMES | {socket.gethostname()}
+    local, left = 0, num_ranks
+    for h in hosts:           # horovodrun fills slots in the listed order
+        take = min(h.slots, max(left, 0))
+        left -= take
+        if h.name in here:
+            local += take
+    limit = MAX_RANKS_PER_CORE * usable_cores()
+    if local > limit:
+        raise UsageError(f"{local} ranks on this machine: it has {usable_cores()} cores, at most {limit} ranks "
+                         f"fit ({MAX_RANKS_PER_CORE} per core); spread them with --hosts")
 
 
 def hosts_arg(hosts: Iterable[Host]) -> str:
@@ -108,9 +132,12 @@ def horovodrun_path() -> str:
 
 def build_command(num_ranks: int, hosts: list[Host], module: str, module_args: list[str],
                   extra: list[str] = ()) -> list[str]:
-    """horovodrun -np N -H hosts --gloo <python> -m module args..."""
-    return [horovodrun_path(), "-np", str(num_ranks), "-H", hosts_arg(hosts), "--gloo", *extra,
-            sys.executable, "-m", module, *module_args]
+    """horovodrun -np N -H hosts --gloo <python> -m module args..., run through
+    scalesim.train.horovodrun (binds its servers to loopback or the ranks' interface only, and
+    ends with the driver)."""
+    horovodrun_path()  # a clear error now if Horovod is missing
+    return [sys.executable, "-m", "scalesim.train.horovodrun", "-np", str(num_ranks), "-H", hosts_arg(hosts),
+            "--gloo", *extra, sys.executable, "-m", module, *module_args]
 
 
 def rank_env(base: dict | None = None) -> dict:
@@ -129,19 +156,23 @@ def run(cmd: list[str], on_line: Callable[[int | None, str], None] | None = None
         env: dict | None = None) -> int:
     """Run horovodrun, handing every output line (rank, text) to on_line (default: echo rank 0
     as is, other ranks with their prefix). Returns horovodrun's exit code."""
+    from .. import procs
+
     on_line = on_line or echo_line
     hide = _TracebackFilter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace", env=rank_env(env), bufsize=1)
+    # Its own process group, ended with this process (exit, exception, SIGTERM/SIGHUP, Ctrl-C).
+    proc = procs.launch(cmd, env=rank_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                        errors="replace", bufsize=1)
     try:
         for raw in proc.stdout:
             rank, text = split_prefix(raw.rstrip("\n"))
             if not hide(rank, text):
                 on_line(rank, text)
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait()
+        code = proc.wait()
+        procs.forget(proc)
+        return code
+    except BaseException:
+        procs.end(proc)
         raise
 
 

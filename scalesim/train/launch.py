@@ -1,8 +1,9 @@
 """`scalesim train`: launch horovodrun with one scalesim.train.worker per rank, draw rank 0's
-progress, and leave a run directory (manifest + one `epochs` part per finished epoch)."""
+progress, and leave a run directory (manifest + one `epochs` part per finished epoch).
+scalesim.cli.train reads the flags once into a TrainConfig (cfg.nodes there is the rank count,
+nodes x devices per node: the worker's own vocabulary) and calls run()."""
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -10,32 +11,21 @@ from ..errors import UsageError
 from ..schema import RunDir
 from . import hvdrun, progress
 from .data import check_available
-from .config import add_training_arguments, config_from_args, to_argv
+from .config import TrainConfig, to_argv
 from .worker import MODULE, base_manifest, mark_failed
 
 DEFAULT_RUNS = Path("data/runs")
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.epilog = ("--batch is the GLOBAL batch: each of the --nodes ranks trains on batch/nodes examples "
-                "per step, and the learning rate follows the Goyal et al. recipe for the global batch.")
-    add_training_arguments(p)
-    p.add_argument("--hosts", default=None, metavar="H1:S1,H2:S2",
-                   help="horovodrun hosts and slots (default: localhost with --nodes slots)")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="run directory (default data/runs/train-<model>-<dataset>-n<N>-b<B>-<time>)")
-    p.add_argument("--dump-weights", default=None, help=argparse.SUPPRESS)
 
 
 def default_out(cfg) -> Path:
     return DEFAULT_RUNS / f"train-{cfg.model}-{cfg.dataset}-n{cfg.nodes}-b{cfg.batch}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def run(args) -> int:
-    cfg = config_from_args(args).check()
+def run(cfg: TrainConfig, hosts_text: str | None = None, out: str | None = None) -> int:
+    cfg = cfg.check()
     check_available(cfg.dataset, cfg.data)
-    hosts = hvdrun.parse_hosts(args.hosts, cfg.nodes)
-    rundir = RunDir(args.out or default_out(cfg))
+    hosts = hvdrun.parse_hosts(hosts_text, cfg.nodes)
+    rundir = RunDir(out or default_out(cfg))
     if rundir.exists():
         raise UsageError(f"{rundir.path} already holds a run; choose another --out")
     cfg.out, cfg.progress = str(rundir.path), "events"

@@ -151,8 +151,10 @@ def build_model(name: str, input_shape, num_classes: int, ghost_batch=None, seed
                 width: int | None = None, zero_init_residual: bool = True) -> keras.Model:
     """A ResNet returning logits. width: filters of the first stage (16 for the CIFAR ResNets,
     64 for ResNet-50); smaller widths give cheap models for tests."""
-    if name not in MODELS:
-        raise UsageError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if name not in MODELS:   # keras:<application> or module:function (scalesim.train.models)
+        from .models import build
+
+        return build(name, input_shape, num_classes, seed, width, ghost_batch, zero_init_residual)
     if ghost_batch is not None and int(ghost_batch) <= 0:
         raise UsageError("ghost_batch must be a positive number of examples")
     b = _Builder(ghost_batch, seed)

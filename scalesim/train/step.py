@@ -4,7 +4,9 @@
     reduced          = trainer.allreduce(grads)         hvd.grouped_allreduce(op=Sum)
     trainer.apply(reduced, lr)                          momentum SGD update
     loss, acc        = trainer.train_step(x, y, lr)     the production step: all three fused in
-                                                        one tf.function (what `train` runs)
+                                                        one tf.function, nothing recorded
+    loss, acc, probe = trainer.recorded_step(x, y, lr)  the same fused step plus what `train`
+                                                        records every step at no extra compute
 
 Loss normalisation: every rank divides its summed per-example loss by the GLOBAL batch
 (num_replicas * local_batch), so summing the ranks' gradients gives the mean gradient of the global
@@ -21,6 +23,16 @@ With correction this equals the usual "v <- m v + g; w <- w - lr v" form. It run
 fused ResourceApplyKerasMomentum kernel, so `velocity` holds -u. Weight decay is added to
 the gradient (an L2 term in the loss) and, with wd_exclude_bn_bias, skipped for 1-D variables (BN
 gamma/beta and biases).
+
+Recording (`recorded_step`, what `scalesim train` runs): the fused step also returns `probe`, a
+float64 vector [t_grads, t_reduced, |g_big|^2, |g_small,1|^2, ...]: tf.timestamp() (wall clock, the
+clock of time.time()) when every local gradient is ready and when the allreduce has returned, and the
+squared norms of the mean gradients for the noise estimator (scalesim.model.noise): with n ranks the
+local mean gradient (batch b, n^2 |grads|^2) and the allreduced one (batch n*b); with one rank the
+step computes its gradient as two half-batch passes (same FLOPs; BN statistics then come from each
+half) and records both halves (b/2) and their mean (b). The timestamps cost nothing and move no
+computation: grouped_allreduce is one op that starts when all gradients are ready, so the split
+compute | allreduce | update is that of the production step itself.
 
 Horovod is optional: with hvd=None (or Horovod not initialised) the trainer is a single process
 and allreduce is the identity. Batch-norm statistics stay per rank during training (per-worker BN);
@@ -54,9 +66,10 @@ def sqnorm(tensors):
 class Trainer:
     loss_scale = "global"
 
-    def __init__(self, model, recipe: Recipe = Recipe(), hvd="auto"):
+    def __init__(self, model, recipe: Recipe = Recipe(), hvd="auto", fp16_allreduce: bool = False):
         self.model, self.recipe = model, recipe
         self.hvd = horovod_if_initialised() if hvd == "auto" else hvd
+        self.fp16_allreduce = bool(fp16_allreduce)
         self.num_replicas = self.hvd.size() if self.hvd else 1
         self.rank = self.hvd.rank() if self.hvd else 0
         self.local_mean_scale = float(self.num_replicas)
@@ -71,6 +84,7 @@ class Trainer:
         self.allreduce = tf.function(self._allreduce)
         self._apply_fn = tf.function(self._apply)
         self._train_fn = tf.function(self._train_step)
+        self._recorded_fn = tf.function(self._recorded_step)
         self._eval_fn = tf.function(self._eval_batch, reduce_retracing=True)
         self._sync_bn_fn = tf.function(self._sync_bn)
 
@@ -90,7 +104,8 @@ class Trainer:
         if self.num_replicas == 1:
             return list(grads)
         # Sum, not Average: the loss is already divided by the global batch.
-        return self.hvd.grouped_allreduce(list(grads), op=self.hvd.Sum)
+        compression = self.hvd.Compression.fp16 if self.fp16_allreduce else self.hvd.Compression.none
+        return self.hvd.grouped_allreduce(list(grads), op=self.hvd.Sum, compression=compression)
 
     def _apply(self, grads, lr):
         lr = tf.cast(lr, tf.float32)
@@ -104,6 +119,29 @@ class Trainer:
             tf.raw_ops.ResourceApplyKerasMomentum(var=v.value.handle, accum=a.handle, lr=lr, grad=g,
                                                   momentum=mom, use_nesterov=False)
         self.prev_lr.assign(lr)
+
+    def _recorded_step(self, x, y, lr):
+        n = self.num_replicas
+        if n == 1 and x.shape[0] is not None and x.shape[0] >= 2:
+            h = x.shape[0] // 2
+            g1, l1, a1 = self._compute_grads(x[:h], y[:h])
+            g2, l2, a2 = self._compute_grads(x[h:], y[h:])
+            w = h / x.shape[0]
+            grads = [w * a + (1.0 - w) * b for a, b in zip(g1, g2)]
+            loss, acc = w * l1 + (1.0 - w) * l2, w * a1 + (1.0 - w) * a2
+            small = [sqnorm(g1), sqnorm(g2)]
+        else:
+            grads, loss, acc = self._compute_grads(x, y)
+            small = [sqnorm(grads) * (self.local_mean_scale ** 2)]
+        with tf.control_dependencies(grads):
+            t_grads = tf.timestamp()
+        reduced = self._allreduce(grads)
+        with tf.control_dependencies(reduced):
+            t_reduced = tf.timestamp()
+        big = sqnorm(reduced)
+        self._apply(reduced, lr)
+        probe = tf.stack([t_grads, t_reduced] + [tf.cast(v, tf.float64) for v in [big] + small])
+        return loss, acc, probe
 
     def _train_step(self, x, y, lr):
         grads, loss, acc = self._compute_grads(x, y)
@@ -125,6 +163,10 @@ class Trainer:
 
     def train_step(self, x, y, lr):
         return self._train_fn(x, y, tf.constant(lr, tf.float32))
+
+    def recorded_step(self, x, y, lr):
+        """(loss, acc, probe): the production step plus its split and gradient norms (see above)."""
+        return self._recorded_fn(x, y, tf.constant(lr, tf.float32))
 
     # --- distributed state -----------------------------------------------------------------
     def state_variables(self):

@@ -111,6 +111,9 @@ def weight_arrays(model, phase: str) -> dict:
 
 # --- the training loop --------------------------------------------------------------------------
 def main(argv=None) -> int:
+    from ..procs import watch_launch
+
+    watch_launch()  # exit when `scalesim train` or horovodrun is gone
     cfg = config_from_args(worker_parser().parse_args(argv))
     try:
         cfg.check()
@@ -119,8 +122,10 @@ def main(argv=None) -> int:
         hvd.init()
         if hvd.size() != cfg.nodes:
             raise UsageError(f"started with {hvd.size()} ranks but --nodes {cfg.nodes}")
+        from .gpu import pin_gpu
         from .hvdrun import configure_tf_threads
 
+        pin_gpu(hvd.local_rank())
         threads = configure_tf_threads(cfg.threads, hvd.local_size())
         try:
             return train(cfg, hvd, threads)
@@ -136,6 +141,7 @@ def main(argv=None) -> int:
 def train(cfg: TrainConfig, hvd, threads) -> int:
     import numpy as np
     import pandas as pd
+    import tensorflow as tf
 
     from ..model.schedule import describe, lr_at
     from ..schema import RunDir
@@ -160,7 +166,7 @@ def train(cfg: TrainConfig, hvd, threads) -> int:
 
     model = build_model(cfg.model, x_tr.shape[1:], num_classes, cfg.ghost_batch, cfg.seed,
                         cfg.width, cfg.zero_init_residual)
-    trainer = Trainer(model, recipe, hvd if size > 1 else None)
+    trainer = Trainer(model, recipe, hvd if size > 1 else None, fp16_allreduce=getattr(cfg, "fp16_allreduce", False))
     trainer.broadcast_variables()
     hosts = hosts_facts(hvd)
     initial = weight_arrays(model, "init") if cfg.dump_weights else None
@@ -169,6 +175,11 @@ def train(cfg: TrainConfig, hvd, threads) -> int:
     if run is not None:
         record_start(run, cfg, hosts, threads, model, x_tr, num_classes, steps, describe(schedule))
 
+    from .record import Layout, StepRecorder, wall
+    from .resnet import grad_bytes
+
+    recorder = StepRecorder(hvd, run, Layout.of(hosts, size, cfg.local_batch, threads[0]),
+                            grad_bytes(model) // (2 if getattr(cfg, "fp16_allreduce", False) else 1))
     renderer = progress.Renderer() if lead and cfg.progress == "bar" else None
 
     def report(event, **kw):
@@ -189,9 +200,17 @@ def train(cfg: TrainConfig, hvd, threads) -> int:
         losses, accs = [], []
         t0, timed_steps = time.perf_counter(), steps
         for s in range(steps):
+            t_data = wall()
             idx = data.batch_indices(perm, s, cfg.batch, rank, size)
             lr = lr_at(schedule, epoch + s / spe)
-            loss, acc = trainer.train_step(x_tr[idx], y_tr[idx], lr)
+            x, y = tf.constant(x_tr[idx]), tf.constant(y_tr[idx])
+            t_begin = wall()
+            loss, acc, probe = trainer.recorded_step(x, y, lr)
+            probe = probe.numpy()   # also waits for the step on an accelerator
+            t_end = wall()
+            if recorder.add(len(lrs), t_begin, t_end, probe, epoch=epoch, lr=lr, loss=float(loss),
+                            data_time=t_begin - t_data):
+                recorder.flush()
             losses.append(loss)
             accs.append(acc)
             lrs.append(lr)
@@ -204,6 +223,7 @@ def train(cfg: TrainConfig, hvd, threads) -> int:
             if (s + 1) % every == 0 or s + 1 == steps:
                 report("step", step=s + 1, loss=float(loss), lr=lr)
         elapsed = time.perf_counter() - t0
+        recorder.flush()   # collective: every rank flushes at the same steps
         tr = trainer.sum_across_ranks([float(np.mean(losses)), float(np.mean(accs)), elapsed]) / size
         test = trainer.evaluate(x_te, y_te) if cfg.eval else (float("nan"), float("nan"))
         row = {"epoch": epoch, "lr": lr_at(schedule, epoch), "train_loss": tr[0], "train_acc": tr[1],
@@ -218,9 +238,13 @@ def train(cfg: TrainConfig, hvd, threads) -> int:
         os.makedirs(cfg.dump_weights, exist_ok=True)
         np.savez(os.path.join(cfg.dump_weights, f"rank{rank}.npz"), lrs=np.asarray(lrs),
                  **initial, **weight_arrays(model, "final"))
+    rec = recorder.close()
     if run is not None:
         m = run.read_manifest()
         m["status"] = m["configs"][0]["status"] = "done"
+        m["recording"] = rec
+        m["noise_nonfinite_skipped"] = rec["noise_nonfinite_skipped"]
+        m["configs"][0].update(global_batch=cfg.batch, summary={k: rec.get(k) for k in ("step_time", "b_simple")})
         run.write_manifest(m)
     if renderer is not None:
         renderer.close()

@@ -1,1 +1,0 @@
-"""Fitting, validation, prediction and simulation on top of scalesim.model (no TensorFlow)."""

@@ -1,0 +1,117 @@
+"""Option groups that several commands share, defined once (typer Annotated types), and the
+functions that read them into domain values. Only typer and the light domain modules are imported
+here; parsing a flag's text goes through scalesim.units, the one parser per kind of quantity."""
+from typing import Annotated, List, Optional
+
+import typer
+
+# --- generic ---------------------------------------------------------------------------------------
+Json = Annotated[bool, typer.Option("--json", help="print JSON instead of text")]
+ModelFile = Annotated[str, typer.Option("--model", "-m", metavar="FILE", help="model JSON written by `scalesim fit`")]
+OptModelFile = Annotated[Optional[str], typer.Option("--model", "-m", metavar="FILE",
+                                                     help="model JSON written by `scalesim fit`")]
+
+# --- placement: where the ranks of train / measure run ---------------------------------------------
+P_PLACE = "placement (a node is a host; ranks per node are devices)"
+Nodes = Annotated[Optional[int], typer.Option(
+    "--nodes", metavar="N", rich_help_panel=P_PLACE,
+    help="nodes (hosts) to run on; default: the hosts in --hosts, else 1 (without --hosts every rank "
+         "runs on this one node)")]
+Hosts = Annotated[Optional[str], typer.Option(
+    "--hosts", metavar="H1:S1,H2:S2", rich_help_panel=P_PLACE,
+    help="horovodrun -H host list (same Python path on every host, password-less ssh)")]
+ThreadsPerRank = Annotated[str, typer.Option(
+    "--threads-per-rank", metavar="N|auto", rich_help_panel=P_PLACE,
+    help="TensorFlow intra-op threads per rank; auto = cores // ranks on the host")]
+
+# --- plan: target, search space, learning rate (predict and simulate) -----------------------------
+P_TARGET, P_SPACE, P_LR = "target", "search space", "learning rate (Goyal et al. 2017)"
+TargetTime = Annotated[str, typer.Option("--target-time", metavar="DURATION", rich_help_panel=P_TARGET,
+                                         help="time budget, e.g. 45m, 1h30m, 3600s, 2h")]
+OptTargetTime = Annotated[Optional[str], typer.Option("--target-time", metavar="DURATION",
+                                                      rich_help_panel=P_TARGET,
+                                                      help="time budget, e.g. 45m, 1h30m, 3600s, 2h")]
+TargetSteps = Annotated[Optional[float], typer.Option(
+    "--target-steps", metavar="S", rich_help_panel=P_TARGET,
+    help="train for S optimizer steps at the reference global batch (--ref-batch)")]
+TargetEpochs = Annotated[Optional[float], typer.Option(
+    "--target-epochs", metavar="E", rich_help_panel=P_TARGET,
+    help="train for E epochs at every global batch, a fixed budget (needs --dataset-size unless the model "
+         "records it); batches above the noise scale are marked 'accuracy at risk'")]
+TargetMetric = Annotated[Optional[float], typer.Option(
+    "--target-metric", metavar="VALUE", rich_help_panel=P_TARGET,
+    help="train until the training curves' metric reaches VALUE (the value the model was fitted for, "
+         "`fit --target`): steps at each batch from the fitted S(B) = S_min (1 + B_noise/B)")]
+DatasetSize = Annotated[Optional[str], typer.Option("--dataset-size", metavar="N", rich_help_panel=P_TARGET,
+                                                    help="samples per epoch, e.g. 1281167 or 1.28M")]
+SpaceNodes = Annotated[Optional[str], typer.Option("--nodes", metavar="LIST", rich_help_panel=P_SPACE,
+                                                   help="node (host) counts to consider, e.g. 1,2,4 or 1-64")]
+MaxNodes = Annotated[Optional[int], typer.Option("--max-nodes", metavar="N", rich_help_panel=P_SPACE,
+                                                 help="consider 1..N nodes (default 64)")]
+DevicesPerNode = Annotated[Optional[str], typer.Option(
+    "--devices-per-node", metavar="LIST", rich_help_panel=P_SPACE,
+    help="devices (ranks) per node, e.g. 8 or 1,2,4,8 (default: the model's)")]
+GlobalBatch = Annotated[Optional[str], typer.Option("--global-batch", metavar="LIST", rich_help_panel=P_SPACE,
+                                                    help="global batch sizes to consider, e.g. 256,8192")]
+LocalBatch = Annotated[Optional[str], typer.Option(
+    "--local-batch", metavar="LIST", rich_help_panel=P_SPACE,
+    help="fixed samples per device per step instead (weak scaling: B = devices x b)")]
+MinGlobalBatch = Annotated[int, typer.Option("--min-global-batch", metavar="B", rich_help_panel=P_SPACE)]
+MaxGlobalBatch = Annotated[Optional[int], typer.Option(
+    "--max-global-batch", metavar="B", rich_help_panel=P_SPACE,
+    help="default 65536 with a noise-scale fit, else 8192")]
+BatchSizes = Annotated[int, typer.Option("--batch-sizes", metavar="K", rich_help_panel=P_SPACE,
+                                         help="number of global batches between min and max, log-spaced")]
+MaxLocalBatch = Annotated[Optional[int], typer.Option(
+    "--max-local-batch", metavar="b", rich_help_panel=P_SPACE,
+    help="largest micro-batch that fits in device memory; larger per-device batches use gradient accumulation")]
+RefLR = Annotated[Optional[float], typer.Option("--ref-lr", metavar="ETA", rich_help_panel=P_LR,
+                                                help="reference learning rate (default: the model's or 0.1)")]
+RefBatch = Annotated[Optional[int], typer.Option("--ref-batch", metavar="B", rich_help_panel=P_LR,
+                                                 help="reference global batch (default: the model's or 256)")]
+WarmupEpochs = Annotated[Optional[float], typer.Option("--warmup-epochs", metavar="K", rich_help_panel=P_LR,
+                                                       help="linear warmup epochs (default: the model's or 5)")]
+FrontierRows = Annotated[int, typer.Option("--frontier-rows", metavar="N", min=1, max=1000,
+                                           help="rows of the frontier table")]
+
+
+def int_list(text: Optional[str], flag: str) -> Optional[List[int]]:
+    from ..units import parse_int_list
+
+    return parse_int_list(text, flag) if text else None
+
+
+def target_spec(steps, epochs, dataset_size, metric=None):
+    from ..plan.spec import TargetSpec
+    from ..units import parse_count
+
+    return TargetSpec(steps, epochs, parse_count(dataset_size, "--dataset-size") if dataset_size else None, metric)
+
+
+def space_spec(nodes, max_nodes, devices_per_node, global_batch, local_batch, min_global_batch, max_global_batch,
+               batch_sizes, max_local_batch):
+    from ..plan.spec import SpaceSpec
+
+    return SpaceSpec(int_list(nodes, "--nodes"), max_nodes, int_list(devices_per_node, "--devices-per-node"),
+                     int_list(global_batch, "--global-batch"), int_list(local_batch, "--local-batch"),
+                     min_global_batch, max_global_batch, batch_sizes, max_local_batch)
+
+
+def lr_spec(ref_lr, ref_batch, warmup_epochs):
+    from ..plan.spec import LRSpec
+
+    return LRSpec(ref_lr, ref_batch, warmup_epochs)
+
+
+def duration(text: Optional[str], flag: str) -> Optional[float]:
+    from ..units import positive_duration
+
+    return positive_duration(text, flag) if text is not None else None
+
+
+def emit(plan: dict, as_json: bool, before: str = "") -> None:
+    from ..plan.text import emit as _emit
+
+    if before and not as_json:
+        print(before)
+    _emit(plan, as_json)

@@ -1,0 +1,24 @@
+from typing import Annotated, List, Optional
+
+import typer
+
+from . import options as o
+
+
+def command(
+    runs: Annotated[Optional[List[str]], typer.Argument(
+        metavar="[RUN_DIR]...", help="run directories written by `scalesim measure` or `train`")] = None,
+    model: o.OptModelFile = None,
+    validation: Annotated[Optional[str], typer.Option(
+        "--validation", metavar="CSV", help="CSV from `scalesim validate --out` (measured, predicted)")] = None,
+    prediction: Annotated[Optional[str], typer.Option(
+        "--prediction", metavar="JSON", help="JSON from `scalesim predict --json` (time-to-target grid)")] = None,
+    out: Annotated[Optional[str], typer.Option(
+        "--out", "-o", metavar="HTML", help="output file (default reports/<first run id>.html)")] = None,
+    png: Annotated[bool, typer.Option("--png", help="also write each chart as <out stem>-<chart>.png")] = False,
+    title: Annotated[Optional[str], typer.Option("--title", help="report title (default: the run ids)")] = None,
+):
+    """Write a self-contained HTML report (opens offline) with the charts the inputs allow."""
+    from ..report.html import ReportRequest, write_report
+
+    return write_report(ReportRequest(list(runs or []), model, validation, prediction, out, png, title))

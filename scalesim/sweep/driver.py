@@ -1,0 +1,220 @@
+"""The sweep loop. One driver thread per slot takes the next trial (a failed/pending one first on
+--resume, then the search's next proposal), runs it on the engine, reads the objective from the
+trial's run directory, tells the search and rewrites the table, so the table on disk is always
+complete up to the last finished trial. Finished trials are never run again; a re-run of a failed
+trial gets a fresh run directory (runs/t0003-a2), so nothing written is lost.
+
+    <sweep>/sweep.json   {schema, spec (SweepSpec as a dict), created, sessions [...]}
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+from ..errors import DataError, UsageError
+from ..schema import read_json, write_json
+from . import table
+from .engines import make_engine, plan_slots
+from .search import SEARCHES, GridSearch, OptunaSearch
+from .space import grid, parse_space
+from .trial import OBJECTIVES, TrialSpec, outcome
+
+SCHEMA = "scalesim.sweep/1"
+MANIFEST = "sweep.json"
+
+
+class SweepSpec(NamedTuple):
+    base: dict                      # TrainConfig fields every trial shares (model, dataset, epochs, nodes, ...)
+    search: str = "grid"
+    axes: dict = {}                 # grid: {param: [values]}
+    space: str = ""                 # bayes/random: space string (see space.parse_space)
+    seeds: tuple = (0,)
+    trials: int = 0                 # bayes/random: number of trials
+    objective: str = "test_error"
+    sampler_seed: int = 0
+
+
+class Session(NamedTuple):
+    rows: list
+    wall_seconds: float
+    engine_start_seconds: float
+    slots: int
+    threads: int
+
+
+def check(spec: SweepSpec) -> SweepSpec:
+    """Validate at the boundary: a bad sweep fails here (exit 2), not as N failed trials."""
+    from ..train.config import TrainConfig
+
+    if spec.search not in SEARCHES:
+        raise UsageError(f"unknown search {spec.search!r}; choose one of {', '.join(SEARCHES)}")
+    if spec.objective not in OBJECTIVES:
+        raise UsageError(f"unknown objective {spec.objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    if spec.objective.startswith("test") and not spec.base.get("eval", True):
+        raise UsageError(f"objective {spec.objective} needs test-set evaluation (drop --no-eval)")
+    nodes = int(spec.base.get("nodes", 1))
+    if spec.search == "grid":
+        points = grid(spec.axes, spec.seeds)
+        odd = sorted({p["global_batch"] for p in points if p.get("global_batch", nodes) % nodes})
+        if odd:
+            raise UsageError(f"global batch {odd[0]} is not a multiple of the {nodes} ranks per trial")
+    else:
+        if spec.trials < 1:
+            raise UsageError(f"--trials must be at least 1 for --search {spec.search} (got {spec.trials})")
+        dims = parse_space(spec.space)
+        points = [{d.name: (d.choices[0] if hasattr(d, "choices") else d.low) for d in dims}]
+    from .trial import config_for
+
+    from ..train.data import check_available
+
+    for p in points[:1] + points[-1:]:
+        cfg = config_for(TrialSpec(0, p, spec.base, "", spec.objective))
+        TrainConfig.check(cfg)
+    check_available(cfg.dataset, cfg.data)
+    return spec
+
+
+def spec_to_json(spec: SweepSpec) -> dict:
+    d = spec._asdict()
+    d["seeds"], d["axes"] = list(spec.seeds), {k: list(v) for k, v in spec.axes.items()}
+    return d
+
+
+def spec_from_json(d: dict) -> SweepSpec:
+    d = dict(d)
+    d["seeds"], d["axes"] = tuple(d.get("seeds", (0,))), {k: tuple(v) for k, v in d.get("axes", {}).items()}
+    return SweepSpec(**{k: v for k, v in d.items() if k in SweepSpec._fields})
+
+
+def load_spec(sweep_dir: str | Path) -> SweepSpec:
+    p = Path(sweep_dir) / MANIFEST
+    if not p.is_file():
+        raise DataError(f"{sweep_dir}: not a sweep directory (no {MANIFEST})")
+    m = read_json(p)
+    if m.get("schema") != SCHEMA:
+        raise DataError(f"{p}: unknown schema {m.get('schema')!r} (expected {SCHEMA})")
+    return spec_from_json(m["spec"])
+
+
+def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False, engine: str = "spark",
+              spark_master: str | None = None, parallel: int | None = None, cores: int | None = None,
+              on_trial: Callable[[dict], None] | None = None) -> Session:
+    """Run (or resume) the sweep in `out`. With resume, the spec comes from out/sweep.json."""
+    from ..train.hvdrun import usable_cores
+
+    out = Path(out).resolve()
+    if resume:
+        spec = load_spec(out)
+        rows = table.read(out)
+    else:
+        if (out / MANIFEST).exists():
+            raise UsageError(f"{out} already holds a sweep; pass --resume {out} to continue it")
+        spec, rows = check(spec), []
+        write_json(out / MANIFEST, {"schema": SCHEMA, "spec": spec_to_json(spec),
+                                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "sessions": []})
+    nodes = int(spec.base.get("nodes", 1))
+    threads_given = None if str(spec.base.get("threads", "auto")) == "auto" else int(spec.base["threads"])
+    slots = plan_slots(cores or usable_cores(), parallel, nodes, threads_given)
+    base = {**spec.base, "threads": str(slots.threads)}
+
+    if spec.search == "grid":
+        search = GridSearch([])
+        if not rows:
+            rows = [table.new_row(i, p) for i, p in enumerate(grid(spec.axes, spec.seeds))]
+    else:
+        search = OptunaSearch(spec.search, parse_space(spec.space), spec.trials, spec.seeds, spec.sampler_seed)
+        for r in rows:
+            if r["status"] == "done":
+                search.record(table.params_of(r), r["objective"])
+    todo = [r for r in table.unfinished(rows)]
+    for r in todo:
+        r["status"] = "pending"
+    by_id = {r["trial_id"]: r for r in rows}
+    next_id = [max(by_id) + 1 if by_id else 0]
+    lock = threading.Lock()
+    table.write(out, rows)
+
+    eng = make_engine(engine, slots.trials * nodes, spark_master)
+
+    def take():
+        with lock:
+            if todo:
+                r = todo.pop(0)
+                return r, None
+            params, handle = search.ask(next_id[0])
+            if params is None:
+                return None, None
+            r = table.new_row(next_id[0], params)
+            next_id[0] += 1
+            rows.append(r)
+            by_id[r["trial_id"]] = r
+            return r, handle
+
+    def one(r, handle):
+        with lock:
+            r["attempts"] = int(r.get("attempts") or 0) + 1
+            name = f"t{r['trial_id']:04d}" + (f"-a{r['attempts']}" if r["attempts"] > 1 else "")
+            r.update(status="running", run_dir=f"runs/{name}", started=_now(), finished=None, error=None,
+                     engine=eng.name, worker_pid=None)
+            table.write(out, rows)
+        run_dir = out / r["run_dir"]
+        ts = TrialSpec(int(r["trial_id"]), table.params_of(r), base, str(run_dir), spec.objective)
+        t0 = time.perf_counter()
+        res = eng.run(ts, nodes)
+        wall = time.perf_counter() - t0
+        o = outcome(run_dir, spec.objective)
+        ok = bool(res.get("ok")) and o["run_status"] == "done" and o["epochs_done"] >= int(base.get("epochs", 1))
+        error = None if ok else (res.get("error") or o["run_error"] or "trial did not finish")
+        if not ok and o["run_status"] == "running":
+            from ..train.worker import mark_failed
+
+            mark_failed(str(run_dir), error)
+        with lock:
+            r.update(status="done" if ok else "failed", wall_time=wall, worker_time=res.get("wall_time"),
+                     train_seconds=o["train_seconds"], test_error=o["test_error"], test_loss=o["test_loss"],
+                     train_loss=o["train_loss"], epochs_done=o["epochs_done"], error=error,
+                     objective=o["objective"] if ok else float("nan"), finished=_now(),
+                     worker_pid=res.get("worker_pid"))
+            if handle is not None:
+                search.tell(handle, r["objective"] if ok else None)
+            elif spec.search != "grid" and ok:
+                search.record(table.params_of(r), r["objective"])
+            table.write(out, rows)
+        if on_trial is not None:
+            on_trial(dict(r))
+
+    def loop():
+        while True:
+            r, handle = take()
+            if r is None:
+                return
+            one(r, handle)
+
+    # horovod.spark.run installs signal handlers, which Python allows only on the main thread: the
+    # main thread runs one slot itself, and multi-rank Spark trials run one at a time on it.
+    in_flight = 1 if nodes > 1 and eng.name == "spark" else slots.trials
+    t_start, started = time.perf_counter(), _now()
+    eng.start()
+    try:
+        workers = [threading.Thread(target=loop, name=f"sweep-slot-{i}", daemon=True) for i in range(1, in_flight)]
+        for w in workers:
+            w.start()
+        loop()
+        for w in workers:
+            w.join()
+    finally:
+        eng.stop()
+        wall = time.perf_counter() - t_start
+        m = read_json(out / MANIFEST)
+        m.setdefault("sessions", []).append({"started": started, "elapsed": wall, "resume": resume,
+                                             "engine": eng.name, "master": getattr(eng, "master", None),
+                                             "slots": slots.trials, "threads_per_rank": slots.threads,
+                                             "engine_start_seconds": eng.start_seconds})
+        write_json(out / MANIFEST, m)
+    return Session(sorted(rows, key=lambda r: r["trial_id"]), wall, eng.start_seconds, slots.trials, slots.threads)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
