@@ -42,32 +42,51 @@ from .schema import read_json, write_json
 SCHEMA = "scalesim.model/1"
 
 _NUM = {"type": ["number", "null"]}       # null: a parameter the data could not identify (NaN)
+
+
+def _bounded(p) -> dict:
+    # Times and factors are >= 0 (0: the term pinned away, or --fix NAME=0); a bandwidth and the
+    # overlap exponent must be > 0 (the model divides by them).
+    positive = p.scale == "inv" or p.name == "gamma"
+    return {"type": ["number", "null"], ("exclusiveMinimum" if positive else "minimum"): 0}
+
+
 _PERF = {
     "type": "object", "required": ["compute", "comm"],
     "properties": {
         "compute": {"type": "object", "required": ["alpha_c", "beta_c"],
-                    "properties": {p.name: _NUM for p in PARAMS if p.group == "compute"},
+                    "properties": {p.name: _bounded(p) for p in PARAMS if p.group == "compute"},
                     "additionalProperties": False},
         "comm": {"type": "object", "required": ["alpha_intra", "bw_intra", "alpha_inter", "bw_inter", "grad_bytes"],
-                 "properties": {**{p.name: _NUM for p in PARAMS if p.group == "comm"}, "grad_bytes": _NUM,
+                 "properties": {**{p.name: _bounded(p) for p in PARAMS if p.group == "comm"},
+                                "grad_bytes": {"type": ["number", "null"], "exclusiveMinimum": 0},
                                 "algorithm": {"enum": list(ALGORITHMS)}},
                  "additionalProperties": False},
-        "gamma": _NUM,
+        "gamma": _bounded(next(p for p in PARAMS if p.name == "gamma")),
     },
 }
 _OBJ_OR_NULL = {"type": ["object", "null"]}
+_POS_OR_NULL = {"type": ["number", "null"], "exclusiveMinimum": 0}
+_HOST = {"type": ["object", "null"], "properties": {
+    "cores_per_host": {"type": ["integer", "null"], "minimum": 1},
+    "threads_per_rank": {"type": ["integer", "null"], "minimum": 1},
+    "replicas_per_node": {"type": ["integer", "null"], "minimum": 1}}}
+_LR = {"type": ["object", "null"], "properties": {
+    "ref_lr": _POS_OR_NULL, "ref_batch": {"type": ["integer", "null"], "minimum": 1},
+    "warmup_epochs": {"type": ["number", "null"], "minimum": 0}}}
+_STATEFF = {"type": ["object", "null"], "properties": {"b_noise": _POS_OR_NULL, "s_min": _POS_OR_NULL}}
 JSON_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "scalesim fitted model", "type": "object", "required": ["schema", "perf"],
     "properties": {
         "schema": {"const": SCHEMA},
         "perf": {"anyOf": [{"type": "null"}, _PERF]},   # null: statistical efficiency only (curves)
-        "stateff": _OBJ_OR_NULL,
-        "bootstrap": {"type": "array", "items": {"type": "object"}},
+        "stateff": _STATEFF,
+        "bootstrap": {"type": "array", "items": _PERF},
         "intervals": {"type": "object", "additionalProperties": {"type": "array", "items": _NUM,
                                                                   "minItems": 2, "maxItems": 2}},
         "ranges": {"type": "object", "additionalProperties": {"type": "array", "items": _NUM}},
-        "quality": _OBJ_OR_NULL, "data": _OBJ_OR_NULL, "host": _OBJ_OR_NULL, "lr": _OBJ_OR_NULL,
+        "quality": _OBJ_OR_NULL, "data": _OBJ_OR_NULL, "host": _HOST, "lr": _LR,
         "meta": _OBJ_OR_NULL,
     },
 }
@@ -155,6 +174,14 @@ def check(d, path) -> None:
     if err is not None:
         where = "/".join(map(str, err.absolute_path)) or "top level"
         raise DataError(f"{path}: malformed model file ({where}: {err.message})")
+    # null is how a parameter the data could not identify is stored; anywhere else it would turn
+    # every prediction into NaN.
+    unknown = set(((d.get("meta") or {}).get("unidentified")) or [])
+    for group in ("compute", "comm"):
+        for k, v in ((d.get("perf") or {}).get(group) or {}).items():
+            if v is None and k not in unknown and not (k == "grad_bytes"):
+                raise DataError(f"{path}: malformed model file (perf/{group}/{k} is null but not listed in "
+                                "meta.unidentified)")
 
 
 def load(path) -> FittedModel:

@@ -307,8 +307,8 @@ class RunDir:
 
 
 # Row checks of run-directory tables, the same as for CSV traces (scalesim.fit.traces):
-# column -> (required, rule). Rules: pos = finite > 0; int+ = whole number >= 1; int0 = whole number
-# >= 0; nonneg? = NaN or finite >= 0; str = text.
+# column -> (required, rule). Rules: pos = finite > 0; nonneg = finite >= 0 (one rank's allreduce
+# takes ~0 s); int+ = whole number >= 1; int0 = whole number >= 0; nonneg? = NaN or finite >= 0; str = text.
 _SPLIT = ("data_time", "compute_time", "allreduce_time", "update_time", "bytes_reduced")
 TABLE_CHECKS = {
     "steps": {"config_id": (True, "str"), "num_replicas": (True, "int+"), "local_batch": (True, "int+"),
@@ -317,7 +317,7 @@ TABLE_CHECKS = {
               **{c: (False, "nonneg?") for c in _SPLIT}, "ranks_per_host": (False, "int+"),
               "threads_per_rank": (False, "int+"), "cores_per_host": (False, "pos")},
     "allreduce": {"num_replicas": (True, "int+"), "num_nodes": (False, "int+"), "size_bytes": (True, "pos"),
-                  "time": (True, "pos"), "iters": (False, "int+"), "algbw": (False, "nonneg?"),
+                  "time": (True, "nonneg"), "iters": (False, "int+"), "algbw": (False, "nonneg?"),
                   "busbw": (False, "nonneg?")},
     "noise": {"config_id": (True, "str"), "num_replicas": (True, "int+"), "local_batch": (True, "int+"),
               "step": (True, "int0"), "local_sqnorm": (False, "nonneg?"), "global_sqnorm": (False, "nonneg?")},
@@ -325,7 +325,7 @@ TABLE_CHECKS = {
                "images_per_sec": (False, "nonneg?")},
     "timeline": {"num_replicas": (True, "int+")},
 }
-_RULE_TEXT = {"pos": "a positive number", "int+": "a whole number >= 1", "int0": "a whole number >= 0",
+_RULE_TEXT = {"pos": "a positive number", "nonneg": "a number >= 0", "int+": "a whole number >= 1", "int0": "a whole number >= 0",
               "nonneg?": "a number >= 0 (or empty)", "str": "text"}
 
 
@@ -366,6 +366,8 @@ def check_table(df, table: str, path) -> None:
             num_ok = pd.to_numeric(v, errors="coerce").notna() | v.isna()
             if rule == "pos":
                 bad = ~(np.isfinite(x) & (x > 0))
+            elif rule == "nonneg":
+                bad = ~(np.isfinite(x) & (x >= 0))
             elif rule == "nonneg?":
                 bad = ~num_ok | (x.notna() & ~(np.isfinite(x) & (x >= 0)))
             else:

@@ -45,9 +45,13 @@ def test_statistical_efficiency_from_two_training_runs(tmp_path):
     fs.add_noise_table(fs.RunDir(tmp_path / "measure"), 128, 650.0)
     m = fit(runs, bootstrap=0, target=0.8)
     st = m.stateff
-    assert st["method"] == "steps at several batch sizes"
+    # the measure run's noise (no curve there) enters as a prior, with a warning that it is early-training noise
+    assert st["method"] == "curves at several batches + measured noise"
     assert st["s_min"] == pytest.approx(s_min, rel=0.02) and st["b_noise"] == pytest.approx(b_noise, rel=0.03)
     assert st["b_noise_measured"] == pytest.approx(650.0, rel=0.1)
+    assert any("early training" in w for w in st["warnings"])
+    lo, hi = st["b_noise_interval"]
+    assert lo < b_noise < hi and st["b_noise_curves"] == pytest.approx(b_noise, rel=0.01)
     assert st["target"]["value"] == 0.8 and st["target"]["higher_is_better"]
 
 
@@ -58,7 +62,7 @@ def test_one_run_plus_noise_and_drifting_noise(tmp_path):
     fs.add_noise_table(fs.RunDir(tmp_path / "train"), 256, np.linspace(200, 2000, 400), steps=np.arange(0, 1200, 3))
     m = fit([tmp_path / "measure", tmp_path / "train"], bootstrap=0, target=0.8)
     st = m.stateff
-    assert st["method"] == "one batch size + measured noise"
+    assert st["method"] == "one batch + measured noise"
     drift = st["b_noise_drift"]
     assert drift["first_window"] < 400 and drift["last_window"] > 1200   # up to the target (step 1000)
     assert drift["first_window"] < st["b_noise"] < drift["last_window"]
@@ -82,10 +86,21 @@ def test_training_curve_csv_with_noise_columns(tmp_path):
         fit([tmp_path / "t.csv", tmp_path / "validation-512.csv"], bootstrap=0, target=-5)
 
 
-def test_curves_alone_are_not_a_model(tmp_path):
+def test_curves_alone_give_a_statistical_efficiency_model(tmp_path):
+    from scalesim import modelfile
+
     fs.make_train_run(tmp_path / "train", 256, 1000.0)
-    with pytest.raises(DataError, match="throughput measurements"):
+    with pytest.raises(DataError, match="cannot identify B_noise"):   # one batch, no noise: not enough
         fit(tmp_path / "train", bootstrap=0)
+    fs.make_train_run(tmp_path / "train2", 1024, float(stateff.steps_to_target(1024, 400.0, 700.0)))
+    fs.make_train_run(tmp_path / "train3", 128, float(stateff.steps_to_target(128, 400.0, 700.0)))
+    m = fit([tmp_path / "train2", tmp_path / "train3"], bootstrap=0, target=0.8)
+    assert m.perf is None and m.stateff["b_noise"] == pytest.approx(700.0, rel=0.03)
+    modelfile.save(m, tmp_path / "m.json")
+    back = modelfile.load(tmp_path / "m.json")
+    assert back.perf is None and back.stateff["s_min"] == pytest.approx(400.0, rel=0.02)
+    with pytest.raises(DataError, match="training curves alone"):
+        modelfile.check_predictable(back, [1])
 
 
 def test_hierarchical_allreduce_recovers_intra_and_inter_links(tmp_path):

@@ -50,3 +50,21 @@ def test_keras_application_builds_with_logits_and_classes():
     assert m.output_shape == (None, 7)
     assert m.layers[-1].activation.__name__ == "linear"    # logits: classifier_activation=None
     assert 2e5 < m.count_params() < 2.5e5                  # alpha 0.25 MobileNet: 221k with 7 classes
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["measure", "--arch", "keras:NoSuchNet", "--no-progress"], "keras.applications has no model 'NoSuchNet'"),
+    (["measure", "--arch", "keras:MobileNet", "--input-shape", "32,32"], "--input-shape must be H,W,C"),
+    (["train", "--arch", "no_such_module_xyz:make"], "cannot import 'no_such_module_xyz'"),
+    (["train", "--arch", "vgg16"], "unknown model 'vgg16'"),
+])
+def test_cli_refuses_bad_arch_with_one_line_and_exit_2(argv, says, tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "scalesim.cli", *argv], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and says in lines[0] and "Traceback" not in r.stderr
+    assert not (tmp_path / "data").exists()          # nothing launched, no run directory left behind

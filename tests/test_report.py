@@ -69,7 +69,7 @@ def test_full_report_escapes_user_strings_and_has_no_cdn(inputs_dir, tmp_path):
     assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in text  # config id inside chart JSON
     tags = _tags(text)
     charts = ["throughput", "scaling-efficiency", "step-split", "allreduce-time", "allreduce-busbw",
-              "gradient-noise", "statistical-efficiency", "time-to-target", "predicted-vs-measured"]
+              "gradient-noise", "statistical-efficiency", "steps-to-target", "time-to-target", "predicted-vs-measured"]
     assert tags.chart_ids == [f"chart-{c}" for c in charts]
     assert tags.spec_ids == [f"chart-{c}-spec" for c in charts]
     # 3 page scripts (error capture, inlined Vega bundle, embedding) + one JSON spec per chart
@@ -112,7 +112,12 @@ def test_missing_tables_still_render_with_notes(tmp_path):
         assert expected in notes, expected
     assert "table allreduce</th><td>missing" in text
 
-    synth.make_run(tmp_path / "no-steps", tables=("allreduce",))
+    rd = synth.make_run(tmp_path / "no-steps", tables=("allreduce",))
+    # Steps not measured yet (a manifest saying "done" without rows is a damaged run: refused).
+    m = rd.read_manifest()
+    for c in m["configs"]:
+        c["status"] = "pending"
+    rd.write_manifest(m)
     rc, text = _report([tmp_path / "no-steps"], tmp_path / "b.html")
     assert rc == 0
     assert _tags(text).chart_ids == ["chart-allreduce-time", "chart-allreduce-busbw"]

@@ -147,3 +147,23 @@ def test_shared_pollux_curves_two_smallest_meet_the_goal():
         assert r["smallest alone"]["errors"] == pytest.approx(r["pollux gain"]["errors"])
     cif = exp.evaluate("cifar10", verbose=False)
     assert cif["grad_var_batch"] == 128
+
+
+def test_report_steps_to_target_chart_from_a_fitted_model():
+    import pandas as pd
+
+    from scalesim.report import charts, frames
+
+    rows = []
+    for B in (128, 256, 1024):
+        S = float(se.steps_to_target(B, 400.0, 700.0))
+        rows += [{"source": f"r{B}", "global_batch": float(B), "iteration": it, "metric": 0.8 * it / S,
+                  "higher_is_better": True} for it in np.linspace(S / 8, 2 * S, 16)]
+    st = fit_stateff(pd.DataFrame(rows), None, target=0.8)
+    curve, pts = frames.steps_to_target_curve(st)
+    assert len(pts) == 3 and (curve["lo"] <= curve["steps"]).all() and (curve["steps"] <= curve["hi"]).all()
+    i = int(np.argmin(np.abs(curve["global_batch"] - 4096)))
+    assert curve["steps"].iloc[i] == pytest.approx(se.steps_to_target(curve["global_batch"].iloc[i], 400.0, 700.0), rel=0.02)
+    spec = charts.steps_to_target(curve, pts, st).to_dict()
+    assert "Steps to the target" in str(spec["title"])
+    assert frames.steps_to_target_curve({"b_noise": 5.0}) [0].empty

@@ -56,7 +56,7 @@ def test_spark_grid_records_done_killed_and_failed(killed_sweep):
     rows = table.read(out)
     assert [r["trial_id"] for r in rows] == [0, 1, 2, 3]
     assert [r["status"] for r in rows] == ["failed", "done", "failed", "failed"]
-    assert "Python worker exited unexpectedly" in rows[0]["error"]
+    assert rows[0]["error"].startswith("Spark python worker exited unexpectedly")
     assert all("larger than the 256 training examples" in r["error"] for r in rows[2:])
     done = rows[1]
     assert 0.0 <= done["objective"] <= 1.0 and done["objective"] == done["test_error"]

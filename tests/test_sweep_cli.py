@@ -9,7 +9,7 @@ from scalesim.cli import main
 from scalesim.sweep import table
 
 TINY = ["--arch", "resnet8", "--width", "8", "--train-subset", "256", "--test-subset", "256", "--epochs", "1",
-        "--engine", "local", "--parallel", "2"]
+        "--engine", "local", "--parallel", "1"]
 
 
 @pytest.mark.parametrize("argv, message", [

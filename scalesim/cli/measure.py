@@ -36,8 +36,15 @@ def command(
                                         help="warm-up steps per mode, not recorded")] = 3,
     block: Annotated[int, typer.Option("--block", rich_help_panel=P_CAMPAIGN,
                                        help="instrumented and production steps alternate in blocks of this many")] = 5,
-    arch: Annotated[str, typer.Option("--arch", rich_help_panel=P_CAMPAIGN,
-                                      help="network architecture: resnet8 | resnet20 | resnet32 | resnet56 | resnet50")] = "resnet20",
+    arch: Annotated[str, typer.Option("--arch", rich_help_panel=P_CAMPAIGN, help=o.ARCH_HELP)] = "resnet20",
+    input_shape: Annotated[Optional[str], typer.Option(
+        "--input-shape", metavar="H,W,C", rich_help_panel=P_CAMPAIGN,
+        help="image shape of --dataset synthetic (e.g. 32,32,3 for keras:MobileNet; default 28,28,1)")] = None,
+    classes: Annotated[Optional[int], typer.Option("--classes", rich_help_panel=P_CAMPAIGN,
+                                                   help="classes of --dataset synthetic (default 10)")] = None,
+    fp16_allreduce: Annotated[bool, typer.Option(
+        "--fp16-allreduce", rich_help_panel=P_CAMPAIGN,
+        help="send gradients as float16 in the allreduce (hvd.Compression.fp16): half the bytes")] = False,
     width: Annotated[Optional[int], typer.Option(
         "--width", rich_help_panel=P_CAMPAIGN,
         help="filters of the first stage (default: the architecture's own; smaller is cheaper, for tests)")] = None,
@@ -96,5 +103,7 @@ def command(
         if ar_sizes else None,
         ar_min=parse_size(ar_min, "--ar-min"), ar_max=parse_size(ar_max, "--ar-max"), ar_factor=ar_factor,
         no_allreduce_bench=no_allreduce_bench, out=out, name=name, resume=resume, timeline=timeline,
-        timeout=timeout, no_progress=no_progress)
+        timeout=timeout, no_progress=no_progress,
+        input_shape=o.parse_shape(input_shape, "--input-shape") if input_shape else None, classes=classes,
+        fp16_allreduce=fp16_allreduce)
     return run(opts)

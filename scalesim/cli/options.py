@@ -24,6 +24,24 @@ ThreadsPerRank = Annotated[str, typer.Option(
     "--threads-per-rank", metavar="N|auto", rich_help_panel=P_PLACE,
     help="TensorFlow intra-op threads per rank; auto = cores // ranks on the host")]
 
+# --- network: --arch of train / measure (scalesim.train.models) -----------------------------------
+ARCH_HELP = ("network: resnet8 | resnet20 | resnet32 | resnet56 | resnet50, keras:<keras.applications name> "
+             "(e.g. keras:MobileNet,alpha=0.25), or module:function returning a Keras model (logits)")
+
+
+def parse_shape(text: str, flag: str) -> tuple:
+    """'32,32,3' -> (32, 32, 3); anything else is a one-line UsageError."""
+    from ..errors import UsageError
+
+    try:
+        shape = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise UsageError(f"{flag} must be H,W,C with positive sizes (got {text!r})")
+    return shape
+
+
 # --- plan: target, search space, learning rate (predict and simulate) -----------------------------
 P_TARGET, P_SPACE, P_LR = "target", "search space", "learning rate (Goyal et al. 2017)"
 TargetTime = Annotated[str, typer.Option("--target-time", metavar="DURATION", rich_help_panel=P_TARGET,

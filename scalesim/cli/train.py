@@ -5,7 +5,7 @@ import typer
 from . import options as o
 
 P_DATA, P_MODEL, P_LR = "data", "network", "learning-rate recipe (Goyal et al. 2017)"
-ARCHS = "resnet8 | resnet20 | resnet32 | resnet56 | resnet50"  # scalesim.train.MODELS
+ARCHS = o.ARCH_HELP  # scalesim.train.models
 
 
 def command(
@@ -62,6 +62,9 @@ def command(
                                                 help="also decay BN gamma/beta and biases")] = False,
     out: Annotated[Optional[str], typer.Option(
         "--out", "-o", metavar="DIR", help="run directory (default data/runs/train-<arch>-<dataset>-n<ranks>-b<B>-<time>)")] = None,
+    fp16_allreduce: Annotated[bool, typer.Option(
+        "--fp16-allreduce", rich_help_panel=P_MODEL,
+        help="send gradients as float16 in the allreduce (hvd.Compression.fp16): half the bytes")] = False,
     dump_weights: Annotated[Optional[str], typer.Option("--dump-weights", hidden=True)] = None,
 ):
     """Train a ResNet on real Horovod ranks with the Goyal recipe (--batch is GLOBAL).
@@ -88,5 +91,6 @@ def command(
         threads=threads_per_rank, seed=seed, width=width, zero_init_residual=zero_init_residual,
         ghost_batch=ghost_batch, lr_rule=lr_rule, ref_lr=ref_lr, ref_batch=ref_batch, warmup_epochs=warmup_epochs,
         decay_epochs=decay, decay_factor=decay_factor, momentum=momentum, momentum_correction=momentum_correction,
-        weight_decay=weight_decay, wd_exclude_bn_bias=not wd_on_bn_bias, dump_weights=dump_weights)
+        weight_decay=weight_decay, wd_exclude_bn_bias=not wd_on_bn_bias, dump_weights=dump_weights,
+        fp16_allreduce=fp16_allreduce)
     return run(cfg, hosts, out)

@@ -225,6 +225,8 @@ class StateffResult(NamedTuple):
             lines.append(f"B_noise measured (progress-weighted B_simple to the target): {self.b_measured:.4g}{spread}, "
                          f"as an estimate of B_noise x/÷ {f:.0f} (95 %); B_simple first interval "
                          f"{self.b_trajectory.get('first', math.nan):.4g} -> last {self.b_trajectory.get('last', math.nan):.4g}")
+        if math.isfinite(self.b_measured):
+            lines.append(f"grad_var normalisation: {self.normalisation}")
         if self.curves_only is not None:
             lo, hi = se.b_noise_interval(self.curves_only)
             lines.append(f"B_noise from the curves alone: {self.curves_only.b_noise:.4g} [{lo:.3g}, {hi:.3g}]")

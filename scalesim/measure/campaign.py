@@ -63,6 +63,9 @@ class MeasureOptions:
     timeline: bool = False
     timeout: float = 900.0
     no_progress: bool = False
+    input_shape: tuple | None = None              # H,W,C of --dataset synthetic (any --arch)
+    classes: int | None = None                    # classes of --dataset synthetic
+    fp16_allreduce: bool = False                  # hvd.Compression.fp16 on the gradient allreduce
 
     def __post_init__(self):
         # NaN passes every `x <= 0` test below and is saved as null; refuse it (and inf) here.
@@ -173,8 +176,14 @@ def config_from_args(args: MeasureOptions) -> dict:
     threads = str(args.threads_per_rank)
     if threads != "auto" and not (threads.isdigit() and int(threads) >= 1):
         raise UsageError("--threads-per-rank must be 'auto' or a positive integer")
-    if args.arch not in MODELS:
-        raise UsageError(f"unknown --arch {args.arch!r}; choose one of {', '.join(MODELS)}")
+    if args.arch not in MODELS:   # keras:<application> | module:function (scalesim.train.models)
+        from ..train.models import check_arch
+
+        check_arch(args.arch, light=True)
+    if args.input_shape is not None and (len(args.input_shape) != 3 or min(args.input_shape) < 1):
+        raise UsageError(f"--input-shape must be H,W,C with positive sizes (got {args.input_shape})")
+    if args.classes is not None and args.classes < 2:
+        raise UsageError(f"--classes must be at least 2 (got {args.classes})")
     tdata.check_available(args.dataset, args.data_path)
     if args.width is not None and args.width < 1:
         raise UsageError("--width must be >= 1")
@@ -188,6 +197,8 @@ def config_from_args(args: MeasureOptions) -> dict:
         "hosts": hosts, "threads_per_rank": int(threads) if threads.isdigit() else threads,
         "allreduce": {"enabled": not args.no_allreduce_bench, "sizes": ar_sizes(args)},
         "timeline": bool(args.timeline), "timeout": args.timeout,
+        "input_shape": list(args.input_shape) if args.input_shape else None, "num_classes": args.classes,
+        "fp16_allreduce": bool(args.fp16_allreduce),
         **({"emulated": em, "network_interface": emulated.NODE_IFACE} if em else {}),
     }
 

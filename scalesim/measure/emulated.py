@@ -55,7 +55,11 @@ def cluster_for(rd):
     em = rd.read_manifest()["config"]["emulated"]
     with lifecycle.session(em["nodes"], em["link_bps"] or None, em["cores_per_node"]) as c:
         m = rd.read_manifest()
-        m.setdefault("clusters", []).append(c.manifest())   # one per session (--resume builds a new one)
+        # One per session (a --resume builds a new one), with every id it created: what teardown
+        # removed, checkable afterwards (ip netns list, /proc/<pid>).
+        recorded = lifecycle.st.load(c.cluster_id).objects
+        m.setdefault("clusters", []).append({**c.manifest(), "created": [
+            {k: o[k] for k in ("kind", "id", "node") if k in o} for o in recorded]})
         rd.write_manifest(m)
         print(f"emulated cluster {c.cluster_id}: {em['nodes']} nodes, link {em['link'] or 'unshaped'}, "
               f"{em['cores_per_node']:g} cores per node", flush=True)

@@ -99,13 +99,18 @@ def plan(params: search.ParamSet, space: search.Space, target: search.Target, *,
     if list_all:
         out["configs"] = [cfg(i) for i in order]
     elif len(space.global_batches):
-        g = search.coarse_grid(params, space, target)
-        out["grid"] = [{"num_nodes": int(g["num_nodes"][i]), "global_batch": int(g["global_batch"][i]),
-                        "devices_per_node": int(g["devices_per_node"][i]), "time": float(g["time"][i]),
-                        "device_hours": float(g["device_hours"][i]),
-                        "meets_target": None if target_time is None else bool(g["time"][i] <= target_time)}
-                       for i in range(len(g.get("time", ())))]
+        out["grid"] = _grid(params, space, target, target_time)
     return out
+
+
+def _grid(params, space, target, target_time) -> list[dict]:
+    """The coarse node count x global batch grid the report's time-to-target chart draws."""
+    g = search.coarse_grid(params, space, target)
+    return [{"num_nodes": int(g["num_nodes"][i]), "global_batch": int(g["global_batch"][i]),
+             "devices_per_node": int(g["devices_per_node"][i]), "time": float(g["time"][i]),
+             "device_hours": float(g["device_hours"][i]),
+             "meets_target": None if target_time is None else bool(g["time"][i] <= target_time)}
+            for i in range(len(g.get("time", ())))]
 
 
 

@@ -111,7 +111,8 @@ def sweep_sections(sweeps: list) -> list:
         if points.empty:
             notes.append("No finished trial yet: nothing to draw (resume the sweep with `scalesim sweep --resume`).")
         else:
-            _add(charts, notes, f"{name}-objective", "the objective chart", lambda: _objective_chart(points, spec.objective))
+            _add(charts, notes, f"{name}-objective", "the objective chart",
+                 lambda: _objective_chart(points, spec.objective))
         html = kv_table(facts)
         if spec.search != "grid" and not points.empty:
             hist = history(trials)

@@ -106,102 +106,27 @@ def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False, 
 
     out = Path(out).resolve()
     if resume:
-        spec = load_spec(out)
-        rows = table.read(out)
+        spec, rows = load_spec(out), table.read(out)
     else:
         if (out / MANIFEST).exists():
             raise UsageError(f"{out} already holds a sweep; pass --resume {out} to continue it")
         spec, rows = check(spec), []
-        write_json(out / MANIFEST, {"schema": SCHEMA, "spec": spec_to_json(spec),
-                                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "sessions": []})
+        write_json(out / MANIFEST, {"schema": SCHEMA, "spec": spec_to_json(spec), "created": _now(), "sessions": []})
     nodes = int(spec.base.get("nodes", 1))
     threads_given = None if str(spec.base.get("threads", "auto")) == "auto" else int(spec.base["threads"])
     slots = plan_slots(cores or usable_cores(), parallel, nodes, threads_given)
-    base = {**spec.base, "threads": str(slots.threads)}
-
-    if spec.search == "grid":
-        search = GridSearch([])
-        if not rows:
-            rows = [table.new_row(i, p) for i, p in enumerate(grid(spec.axes, spec.seeds))]
-    else:
-        search = OptunaSearch(spec.search, parse_space(spec.space), spec.trials, spec.seeds, spec.sampler_seed)
-        for r in rows:
-            if r["status"] == "done":
-                search.record(table.params_of(r), r["objective"])
-    todo = [r for r in table.unfinished(rows)]
-    for r in todo:
-        r["status"] = "pending"
-    by_id = {r["trial_id"]: r for r in rows}
-    next_id = [max(by_id) + 1 if by_id else 0]
-    lock = threading.Lock()
-    table.write(out, rows)
-
     eng = make_engine(engine, slots.trials * nodes, spark_master)
-
-    def take():
-        with lock:
-            if todo:
-                r = todo.pop(0)
-                return r, None
-            params, handle = search.ask(next_id[0])
-            if params is None:
-                return None, None
-            r = table.new_row(next_id[0], params)
-            next_id[0] += 1
-            rows.append(r)
-            by_id[r["trial_id"]] = r
-            return r, handle
-
-    def one(r, handle):
-        with lock:
-            r["attempts"] = int(r.get("attempts") or 0) + 1
-            name = f"t{r['trial_id']:04d}" + (f"-a{r['attempts']}" if r["attempts"] > 1 else "")
-            r.update(status="running", run_dir=f"runs/{name}", started=_now(), finished=None, error=None,
-                     engine=eng.name, worker_pid=None)
-            table.write(out, rows)
-        run_dir = out / r["run_dir"]
-        ts = TrialSpec(int(r["trial_id"]), table.params_of(r), base, str(run_dir), spec.objective)
-        t0 = time.perf_counter()
-        res = eng.run(ts, nodes)
-        wall = time.perf_counter() - t0
-        o = outcome(run_dir, spec.objective)
-        ok = bool(res.get("ok")) and o["run_status"] == "done" and o["epochs_done"] >= int(base.get("epochs", 1))
-        error = None if ok else (res.get("error") or o["run_error"] or "trial did not finish")
-        if not ok and o["run_status"] == "running":
-            from ..train.worker import mark_failed
-
-            mark_failed(str(run_dir), error)
-        with lock:
-            r.update(status="done" if ok else "failed", wall_time=wall, worker_time=res.get("wall_time"),
-                     train_seconds=o["train_seconds"], test_error=o["test_error"], test_loss=o["test_loss"],
-                     train_loss=o["train_loss"], epochs_done=o["epochs_done"], error=error,
-                     objective=o["objective"] if ok else float("nan"), finished=_now(),
-                     worker_pid=res.get("worker_pid"))
-            if handle is not None:
-                search.tell(handle, r["objective"] if ok else None)
-            elif spec.search != "grid" and ok:
-                search.record(table.params_of(r), r["objective"])
-            table.write(out, rows)
-        if on_trial is not None:
-            on_trial(dict(r))
-
-    def loop():
-        while True:
-            r, handle = take()
-            if r is None:
-                return
-            one(r, handle)
-
+    loop = _Loop(spec, out, rows, eng, slots, on_trial)
     # horovod.spark.run installs signal handlers, which Python allows only on the main thread: the
     # main thread runs one slot itself, and multi-rank Spark trials run one at a time on it.
     in_flight = 1 if nodes > 1 and eng.name == "spark" else slots.trials
     t_start, started = time.perf_counter(), _now()
     eng.start()
     try:
-        workers = [threading.Thread(target=loop, name=f"sweep-slot-{i}", daemon=True) for i in range(1, in_flight)]
+        workers = [threading.Thread(target=loop.run, name=f"sweep-slot-{i}", daemon=True) for i in range(1, in_flight)]
         for w in workers:
             w.start()
-        loop()
+        loop.run()
         for w in workers:
             w.join()
     finally:
@@ -210,10 +135,91 @@ def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False, 
         m = read_json(out / MANIFEST)
         m.setdefault("sessions", []).append({"started": started, "elapsed": wall, "resume": resume,
                                              "engine": eng.name, "master": getattr(eng, "master", None),
-                                             "slots": slots.trials, "threads_per_rank": slots.threads,
+                                             "slots": in_flight, "threads_per_rank": slots.threads,
                                              "engine_start_seconds": eng.start_seconds})
         write_json(out / MANIFEST, m)
-    return Session(sorted(rows, key=lambda r: r["trial_id"]), wall, eng.start_seconds, slots.trials, slots.threads)
+    return Session(sorted(loop.rows, key=lambda r: r["trial_id"]), wall, eng.start_seconds, in_flight, slots.threads)
+
+
+class _Loop:
+    """The trials of one session: what to run next, and recording each result (thread-safe)."""
+
+    def __init__(self, spec: SweepSpec, out: Path, rows: list, eng, slots, on_trial):
+        self.spec, self.out, self.eng, self.on_trial = spec, out, eng, on_trial
+        self.nodes = int(spec.base.get("nodes", 1))
+        self.base = {**spec.base, "threads": str(slots.threads)}
+        if spec.search == "grid":
+            self.search = GridSearch([])
+            rows = rows or [table.new_row(i, p) for i, p in enumerate(grid(spec.axes, spec.seeds))]
+        else:
+            self.search = OptunaSearch(spec.search, parse_space(spec.space), spec.trials, spec.seeds,
+                                       spec.sampler_seed)
+            for r in rows:
+                if r["status"] == "done":
+                    self.search.record(table.params_of(r), r["objective"])
+        self.rows, self.todo = rows, table.unfinished(rows)
+        for r in self.todo:
+            r["status"] = "pending"
+        self.next_id = max((r["trial_id"] for r in rows), default=-1) + 1
+        self.lock = threading.Lock()
+        table.write(out, rows)
+
+    def run(self) -> None:
+        while True:
+            r, handle = self.take()
+            if r is None:
+                return
+            self.record(r, handle, self.dispatch(r))
+            if self.on_trial is not None:
+                self.on_trial(dict(r))
+
+    def take(self):
+        """(row, search handle): a failed/pending trial first, then the search's next proposal."""
+        with self.lock:
+            if self.todo:
+                return self.todo.pop(0), None
+            params, handle = self.search.ask(self.next_id)
+            if params is None:
+                return None, None
+            r = table.new_row(self.next_id, params)
+            self.next_id += 1
+            self.rows.append(r)
+            return r, handle
+
+    def dispatch(self, r) -> tuple[dict, float]:
+        with self.lock:
+            r["attempts"] = int(r.get("attempts") or 0) + 1
+            name = f"t{r['trial_id']:04d}" + (f"-a{r['attempts']}" if r["attempts"] > 1 else "")
+            r.update(status="running", run_dir=f"runs/{name}", started=_now(), finished=None, error=None,
+                     engine=self.eng.name, worker_pid=None)
+            table.write(self.out, self.rows)
+        ts = TrialSpec(int(r["trial_id"]), table.params_of(r), self.base, str(self.out / r["run_dir"]),
+                       self.spec.objective)
+        t0 = time.perf_counter()
+        res = self.eng.run(ts, self.nodes)
+        return res, time.perf_counter() - t0
+
+    def record(self, r, handle, dispatched) -> None:
+        res, wall = dispatched
+        run_dir = self.out / r["run_dir"]
+        o = outcome(run_dir, self.spec.objective)
+        ok = bool(res.get("ok")) and o["run_status"] == "done" and o["epochs_done"] >= int(self.base.get("epochs", 1))
+        error = None if ok else (res.get("error") or o["run_error"] or "trial did not finish")
+        if not ok and o["run_status"] == "running":   # its worker died: say so in the run directory too
+            from ..train.worker import mark_failed
+
+            mark_failed(str(run_dir), error)
+        with self.lock:
+            r.update(status="done" if ok else "failed", wall_time=wall, worker_time=res.get("wall_time"),
+                     train_seconds=o["train_seconds"], test_error=o["test_error"], test_loss=o["test_loss"],
+                     train_loss=o["train_loss"], epochs_done=o["epochs_done"], error=error,
+                     objective=o["objective"] if ok else float("nan"), finished=_now(),
+                     worker_pid=res.get("worker_pid"))
+            if handle is not None:
+                self.search.tell(handle, r["objective"] if ok else None)
+            elif ok:
+                self.search.record(table.params_of(r), r["objective"])
+            table.write(self.out, self.rows)
 
 
 def _now() -> str:

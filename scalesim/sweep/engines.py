@@ -74,7 +74,8 @@ class SparkEngine:
         try:
             from pyspark.sql import SparkSession
         except ImportError:
-            raise ScalesimError("pyspark is not installed: run `bash scripts/setup.sh`, or use --engine local") from None
+            raise ScalesimError("pyspark is not installed: run `bash scripts/setup.sh`, "
+                                "or use --engine local") from None
         t0 = time.perf_counter()
         b = (SparkSession.builder.master(self.master).appName("scalesim-sweep")
              .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
@@ -117,9 +118,12 @@ class SparkEngine:
 
 
 def spark_error(e: BaseException) -> str:
-    """The informative line of a failed Spark job (the Java trace's first Python/worker cause)."""
+    """The informative part of a failed Spark job's Java trace: a crashed python worker (killed,
+    out of memory) or the first Python exception."""
     text = str(e)
-    for needle in ("Python worker exited unexpectedly", "PythonException", "Error:", "Exception:"):
+    if "Python worker exited unexpectedly" in text:
+        return "Spark python worker exited unexpectedly (crashed: killed or out of memory)"
+    for needle in ("PythonException", "Error:", "Exception:"):
         for line in text.splitlines():
             if needle in line:
                 return line.strip()[:500]

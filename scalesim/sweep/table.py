@@ -9,8 +9,8 @@ so a crash or a kill leaves the last complete table. No TensorFlow here.
 Columns: trial_id, status ('pending'|'running'|'done'|'failed'), objective, <one column per
 parameter>, arm, params (JSON of the trial's parameters), test_error, test_loss, train_loss,
 epochs_done, wall_time (s, dispatch to result on the driver), worker_time (s, inside the
-worker: data, model, training), train_seconds (s, the epochs' own timers), started, finished, attempts, error,
-run_dir (relative to the sweep), engine, worker_pid."""
+worker: data, model, training), train_seconds (s, the epochs' own timers), started, finished,
+attempts, error, run_dir (relative to the sweep), engine, worker_pid."""
 from __future__ import annotations
 
 import io
@@ -30,11 +30,11 @@ TAIL = ["arm", "params", "test_error", "test_loss", "train_loss", "epochs_done",
 def new_row(trial_id: int, params: dict) -> dict:
     from .space import arm
 
-    return {"trial_id": trial_id, "status": "pending", "objective": float("nan"), **params,
-            "arm": arm(params), "params": json.dumps(params, sort_keys=True), "test_error": float("nan"),
-            "test_loss": float("nan"), "train_loss": float("nan"), "epochs_done": 0,
-            "wall_time": float("nan"), "worker_time": float("nan"), "train_seconds": float("nan"), "started": None, "finished": None, "attempts": 0, "error": None,
-            "run_dir": None, "engine": None, "worker_pid": None}
+    nan = float("nan")
+    return {"trial_id": trial_id, "status": "pending", "objective": nan, **params, "arm": arm(params),
+            "params": json.dumps(params, sort_keys=True), "test_error": nan, "test_loss": nan, "train_loss": nan,
+            "epochs_done": 0, "wall_time": nan, "worker_time": nan, "train_seconds": nan, "started": None,
+            "finished": None, "attempts": 0, "error": None, "run_dir": None, "engine": None, "worker_pid": None}
 
 
 def params_of(row: dict) -> dict:

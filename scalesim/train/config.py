@@ -40,6 +40,7 @@ class TrainConfig:
     momentum_correction: bool = True
     weight_decay: float = 1e-4
     wd_exclude_bn_bias: bool = True
+    fp16_allreduce: bool = False       # hvd.Compression.fp16 on the gradient allreduce
     out: str | None = None
     dump_weights: str | None = None  # directory: rank<r>.npz with initial and final variables
     progress: str = "bar"            # bar (tqdm on rank 0) | events (for the launcher) | none
@@ -74,9 +75,9 @@ class TrainConfig:
         if self.epochs < 1:
             raise UsageError(f"--epochs must be at least 1 (got {self.epochs})")
         if self.model not in MODELS:
-            from .models import parse_arch
+            from .models import check_arch
 
-            parse_arch(self.model)   # keras:<application> | module:function, or a UsageError (--arch)
+            check_arch(self.model, light=True)   # keras:<application> | module:function, or a UsageError
         if self.dataset not in DATASETS:
             raise UsageError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
         for name in ("train_subset", "test_subset", "max_steps", "width", "ghost_batch"):
@@ -137,6 +138,9 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
                    help="start each residual branch's last BN gamma at 1 instead of 0")
     p.add_argument("--ghost-batch", type=int, default=None, metavar="G",
                    help="normalise BN over groups of G examples within each rank's batch")
+    p.add_argument("--fp16-allreduce", nargs="?", const=True, default=False,
+                   type=lambda s: str(s).lower() in ("1", "true", "yes"),
+                   help="send gradients as float16 in the allreduce (hvd.Compression.fp16)")
     g = p.add_argument_group("learning-rate recipe (Goyal et al. 2017)")
     g.add_argument("--lr-rule", default=d.lr_rule, help="linear (eta = ref_lr*B/ref_batch) | sqrt | none")
     g.add_argument("--ref-lr", type=float, default=d.ref_lr)

@@ -18,7 +18,8 @@ DEFAULT_RUNS = Path("data/runs")
 
 
 def default_out(cfg) -> Path:
-    return DEFAULT_RUNS / f"train-{cfg.model}-{cfg.dataset}-n{cfg.nodes}-b{cfg.batch}-{time.strftime('%Y%m%d-%H%M%S')}"
+    arch = "".join(c if c.isalnum() or c in "-_." else "-" for c in cfg.model)   # keras:MobileNet,alpha=.. -> a name
+    return DEFAULT_RUNS / f"train-{arch}-{cfg.dataset}-n{cfg.nodes}-b{cfg.batch}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def run(cfg: TrainConfig, hosts_text: str | None = None, out: str | None = None) -> int:

@@ -84,10 +84,32 @@ def _user_function(target: str):
     return fn
 
 
-def check_arch(text: str) -> Arch:
-    """Parse and resolve the constructor (imports Keras for keras:/module: names), without building."""
+def keras_application_names() -> list[str] | None:
+    """The model constructors keras.applications exports, read from Keras' own export list without
+    importing Keras (which starts TensorFlow: seconds, and log lines on stderr); None if not found."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("keras")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    init = Path(list(spec.submodule_search_locations)[0]) / "applications" / "__init__.py"
+    if not init.is_file():
+        return None
+    return sorted(n for n in set(re.findall(r"import (\w+) as \1\b", init.read_text())) if n[:1].isupper())
+
+
+def check_arch(text: str, light: bool = False) -> Arch:
+    """Parse and resolve the constructor without building it. light: for the command line, check a
+    keras: name against Keras' export list without importing Keras (module:function is imported)."""
     arch = parse_arch(text)
-    if arch.kind == "keras":
+    if arch.kind == "keras" and light:
+        known = keras_application_names()
+        if known is not None and arch.target not in known:
+            raise UsageError(f"keras.applications has no model {arch.target!r}; available: "
+                             f"{', '.join(n for n in known if n[:1].isupper())}")
+    elif arch.kind == "keras":
         _keras_application(arch.target)
     elif arch.kind == "function":
         _user_function(arch.target)
