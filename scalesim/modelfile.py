@@ -68,7 +68,7 @@ _PERF = {
 _OBJ_OR_NULL = {"type": ["object", "null"]}
 _POS_OR_NULL = {"type": ["number", "null"], "exclusiveMinimum": 0}
 _HOST = {"type": ["object", "null"], "properties": {
-    "cores_per_host": {"type": ["integer", "null"], "minimum": 1},
+    "cores_per_host": {"type": ["number", "null"], "exclusiveMinimum": 0},   # a share: emulated nodes, quotas
     "threads_per_rank": {"type": ["integer", "null"], "minimum": 1},
     "replicas_per_node": {"type": ["integer", "null"], "minimum": 1}}}
 _LR = {"type": ["object", "null"], "properties": {

@@ -40,7 +40,7 @@ def main() -> int:
     ap.add_argument("--bootstrap", type=int, default=30)
     ap.add_argument("--out", default=str(HERE / "results.json"))
     a = ap.parse_args()
-    model = scalesim.fit(a.fit, bootstrap=a.bootstrap)
+    model = scalesim.fit(a.fit, bootstrap=a.bootstrap, partial=True)  # as `scalesim fit` (no --strict)
     res = {"fit_runs": a.fit, "fitted": model.meta["fitted"], "notes": model.meta["notes"],
            "perf": {"compute": model.perf.compute._asdict(), "comm": model.perf.comm._asdict(), "gamma": model.perf.gamma}}
     if a.heldout:

@@ -71,10 +71,9 @@ def evaluate(workload: str, prior_sd: float = se.B_SIMPLE_LOG_SD, verbose: bool 
         m, w, e = errors(pred, truth)
         out[name] = {"mape": m, "worst": w, "errors": e, "b_noise": res.fit.b_noise,
                      "b_measured": res.b_measured, "s_min": res.fit.s_min}
-        lo, hi = se.b_noise_interval(res.fit)
         lines.append(f"   fit on {name} ({', '.join(f'{b:g}' for b in fit_on)}): {res.fit.method}")
         lines.extend("     " + s for s in res.summary_lines())
-        lines.append(f"     predicted vs measured steps: " + ", ".join(f"B={B:g}: {pred[B]:.0f}/{truth[B]:.0f} ({e[B]:+.1f}%)"
+        lines.append("     predicted vs measured steps: " + ", ".join(f"B={B:g}: {pred[B]:.0f}/{truth[B]:.0f} ({e[B]:+.1f}%)"
                                                                for B in test))
         lines.append(f"     MAPE {m:.1f} %, worst {w:+.1f} %")
         if len(fit_on) >= 2:
@@ -98,10 +97,31 @@ def evaluate(workload: str, prior_sd: float = se.B_SIMPLE_LOG_SD, verbose: bool 
     return out
 
 
+def splits(workload: str, ks=(2, 3, 4)) -> list[str]:
+    """Other held-out splits: fit on the k smallest batches (curves + noise), predict the rest."""
+    from scalesim.fit import curves as fc
+
+    cs = load(workload)
+    target = fc.default_target(cs)
+    truth = {r.global_batch: r.steps for r in fc.reach(cs, target).values()}
+    Bs = sorted(truth)
+    out = []
+    for k in ks:
+        if k >= len(Bs):
+            continue
+        res = fc.fit_curve_set(cs, target, batches=Bs[:k])
+        pred = {B: float(se.steps_to_target(B, res.fit.s_min, res.fit.b_noise)) for B in Bs[k:]}
+        m, w, _ = errors(pred, truth)
+        out.append(f"  {workload}: fit on {k} smallest ({Bs[k - 1]:g} and below), predict {len(pred)}: "
+                   f"MAPE {m:.1f} %, worst {w:+.0f} % (B_noise {res.fit.b_noise:.3g})")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sensitivity", action="store_true",
                     help="also with the B_simple prior twice as tight / twice as wide")
+    ap.add_argument("--splits", action="store_true", help="also fit on the 3 and 4 smallest batches")
     args = ap.parse_args(argv)
     if not (pollux_dir() / "curves").is_dir():
         print(f"no Pollux curves at {pollux_dir() / 'curves'} (set SCALESIM_POLLUX_DIR)", file=sys.stderr)
@@ -124,6 +144,10 @@ def main(argv=None) -> int:
                 r = evaluate(w, prior_sd=sd, verbose=False)["two smallest"]
                 cells.append(f"{w} {r['mape']:.1f} / {r['worst']:+.0f} (B_noise {r['b_noise']:.3g})")
             print(f"  sd = {sd:.2f} (95 % within x{math.exp(1.96 * sd):.0f}): " + "; ".join(cells))
+    if args.splits:
+        print("\nother splits (curves + noise of the k smallest batches):")
+        for w in WORKLOADS:
+            print("\n".join(splits(w)))
     print(f"\n({time.perf_counter() - t0:.1f} s)")
     return 0
 

@@ -64,6 +64,7 @@ def main(argv=None) -> int:
     cmd = typer.main.get_command(build_app())
     if not argv:  # the overview, but as an error: nothing was asked
         cmd.main(args=["--help"], prog_name="scalesim", standalone_mode=False)
+        print("scalesim: error: no command given (commands listed above)", file=sys.stderr)
         return 2
     prog = f"scalesim {_command_name(argv)}".strip()
     try:

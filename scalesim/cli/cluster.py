@@ -61,6 +61,11 @@ def exec_(node: Annotated[str, typer.Argument(metavar="NODE", help="h1, h2, ..."
     `scalesim cluster exec h1 -- horovodrun -np 2 -H h1:1,h2:1 python train.py`."""
     from ..cluster import lifecycle
 
+    cmd = cmd[1:] if cmd[:1] == ["--"] else cmd   # `exec h1 -- CMD`: the separator is not part of CMD
+    if not cmd:
+        from ..errors import UsageError
+
+        raise UsageError("give the command to run, e.g. scalesim cluster exec h1 -- hostname")
     return lifecycle.get(cluster_id).exec(node, cmd).returncode
 
 

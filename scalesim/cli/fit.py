@@ -48,11 +48,16 @@ def command(
     from ..fit.api import fit
     from ..fit.summary import parse_fix, summary
 
+    from ..schema import check_output
+
+    check_output(out, sources)   # before the fit: never overwrite an input
     if algorithm not in ALGORITHMS:
         raise UsageError(f"--algorithm must be one of {', '.join(ALGORITHMS)} (got {algorithm!r})")
     for name, v in (("--grad-var-batch", grad_var_batch), ("--batch-size", batch_size)):
         if v is not None and not 0 < v < float("inf"):
             raise UsageError(f"{name} must be a positive number")
+    if target is not None and not abs(target) < float("inf"):
+        raise UsageError("--target must be a finite number")
     m = fit(sources, holdout=holdout, bootstrap=bootstrap, seed=seed, fixed=parse_fix(fix), partial=not strict,
             target=target, starts=starts, algorithm=algorithm, grad_var_batch=grad_var_batch, batch_size=batch_size)
     modelfile.save(m, out)

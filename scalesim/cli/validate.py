@@ -26,6 +26,10 @@ def command(
     from ..fit.validate import render, validate
     from ..schema import atomic_write_bytes
 
+    if out:
+        from ..schema import check_output
+
+        check_output(out, [*sources, model])   # before the work: never overwrite an input
     v = validate(model, sources, only_unseen=only_unseen, batch_size=batch_size)
     print(render(v, all_rows))
     if out:

@@ -27,6 +27,7 @@ from .launcher import launch_hosts, run_launch
 from .summary import print_summary
 
 DEFAULT_BATCHES = (32, 64, 128)
+MAX_LOCAL_BATCH = 2 ** 24   # a sanity bound: more samples per rank per step than any dataset here
 DEFAULT_DEVICES = (1, 2, 4)
 DATASET_SHORT = {"fashion-mnist": "fmnist"}
 
@@ -172,6 +173,9 @@ def config_from_args(args: MeasureOptions) -> dict:
     batches = sorted(set(args.local_batches))
     if not batches or batches[0] < 1:
         raise UsageError("--local-batches: need positive integers")
+    if batches[-1] > MAX_LOCAL_BATCH:
+        raise UsageError(f"--local-batches: {batches[-1]} samples per rank per step is beyond any dataset "
+                         f"(at most {MAX_LOCAL_BATCH})")
     hosts = emulated.hosts(em) if em else check_hosts(args.hosts, max(counts))
     threads = str(args.threads_per_rank)
     if threads != "auto" and not (threads.isdigit() and int(threads) >= 1):

@@ -16,6 +16,26 @@ MAX_NODES = 65536
 # not recommend batches beyond what has been shown to train well.
 DEFAULT_MAX_BATCH_NO_NOISE = 8192
 DEFAULT_MAX_BATCH_NOISE = 65536
+MAX_BATCH = 2 ** 31            # sanity bounds: beyond them a plan is meaningless (and int64 math overflows)
+MAX_SAMPLES = 1e15
+
+
+def _finite_positive(name: str, v, upper: float = math.inf, allow_zero: bool = False) -> None:
+    # NaN passes every `v <= 0` test; check with the comparison that NaN fails
+    if v is not None and not ((0 <= v if allow_zero else 0 < v) and v <= upper and math.isfinite(v)):
+        raise UsageError(f"{name} must be {'non-negative' if allow_zero else 'positive'} (a finite number"
+                         + (f" up to {upper:g}" if upper < math.inf else "") + f"; got {v:g})")
+
+
+def _finite(name: str, v) -> None:
+    if v is not None and not math.isfinite(v):
+        raise UsageError(f"{name} must be a finite number (got {v:g})")
+
+
+def _batch_list(name: str, values) -> None:
+    for v in values or ():
+        if not 1 <= v <= MAX_BATCH:
+            raise UsageError(f"{name}: batch {v:g} is out of range (1 to {MAX_BATCH})")
 
 
 @dataclass(frozen=True)
@@ -27,6 +47,13 @@ class TargetSpec:
     epochs: float | None = None
     dataset_size: float | None = None
     metric: float | None = None
+
+    def __post_init__(self):
+        _finite_positive("--target-steps", self.steps, MAX_SAMPLES)
+        _finite_positive("--target-epochs", self.epochs, 1e9)
+        _finite_positive("--dataset-size", self.dataset_size, MAX_SAMPLES)
+        if self.metric is not None and not math.isfinite(self.metric):
+            raise UsageError("--target-metric must be a finite number")
 
 
 @dataclass(frozen=True)
@@ -42,6 +69,20 @@ class SpaceSpec:
     batch_sizes: int = 64                     # log-spaced global batches between min and max
     max_local_batch: int | None = None        # larger per-device batches use gradient accumulation
 
+    def __post_init__(self):
+        _batch_list("--global-batch", self.global_batch)
+        _batch_list("--local-batch", self.local_batch)
+        for name, v in (("--min-global-batch", self.min_global_batch), ("--max-global-batch", self.max_global_batch)):
+            if v is not None and v > MAX_BATCH:   # below 1: search.geometric_batches says why
+                raise UsageError(f"{name}: batch {v:g} is out of range (at most {MAX_BATCH})")
+        _batch_list("--max-local-batch", [self.max_local_batch] if self.max_local_batch is not None else [])
+        if self.max_global_batch is not None and self.max_global_batch < self.min_global_batch:
+            raise UsageError(f"--max-global-batch {self.max_global_batch} is below --min-global-batch "
+                             f"{self.min_global_batch}")
+        for name, vals in (("--nodes", self.nodes), ("--devices-per-node", self.devices_per_node)):
+            if vals is not None and (not vals or min(vals) < 1):
+                raise UsageError(f"{name}: need counts >= 1")
+
 
 @dataclass(frozen=True)
 class LRSpec:
@@ -49,6 +90,12 @@ class LRSpec:
     ref_lr: float | None = None
     ref_batch: int | None = None
     warmup_epochs: float | None = None
+
+    def __post_init__(self):
+        # NaN and inf here; the ranges are LRSchedule's (model.schedule.validate)
+        _finite("--ref-lr", self.ref_lr)
+        _finite("--warmup-epochs", self.warmup_epochs)
+        _batch_list("--ref-batch", [self.ref_batch] if self.ref_batch is not None and self.ref_batch > 0 else [])
 
 
 def lr_settings(spec: LRSpec, model_lr: dict | None) -> dict:

@@ -17,6 +17,7 @@ class ReportRequest:
     out: str | None = None
     png: bool = False
     title: str | None = None
+    answer: object = None           # answer.AnswerRequest: the target the first section answers
 
 
 def _out_path(req, runs) -> Path:
@@ -30,6 +31,16 @@ def _out_path(req, runs) -> Path:
     if out.parent.exists() and not out.parent.is_dir():
         raise UsageError(f"--out {out}: {out.parent} is not a directory")
     return out
+
+
+def _answer(req: ReportRequest, model, runs):
+    from . import answer, frames
+
+    ask = req.answer or answer.AnswerRequest()
+    if ask.asked and model is None:
+        raise UsageError("a target (--target-time / --target-steps / --target-epochs / --target-metric) needs "
+                         "--model: the recommendation comes from the fitted model")
+    return answer.section(ask, model, frames.config_summary(runs.tables["steps"]), runs.manifests)
 
 
 def write_pngs(sections, out: Path) -> list:
@@ -50,6 +61,10 @@ def write_report(req: ReportRequest) -> int:
 
     if not (req.runs or req.model or req.validation or req.prediction):
         raise UsageError("give at least one run directory (or --model / --validation / --prediction)")
+    if req.out:
+        from ..schema import check_output
+
+        check_output(req.out, [*req.runs, req.model, req.validation, req.prediction])
     from .sweep import load_sweep, split_sweeps, sweep_sections
 
     sweep_paths, run_paths = split_sweeps(req.runs)
@@ -63,6 +78,7 @@ def write_report(req: ReportRequest) -> int:
 
     secs = sweep_sections(sweeps) + (sections.all_sections(runs, model, req.model, val, pred)
                                      if run_paths or model or val or pred else [])
+    secs = [_answer(req, model, runs)] + secs  # the answer comes first, before any chart
     ids = [sw.path.resolve().name for sw in sweeps] + [r[0] for r in runs.manifests]
     title = req.title or ("scalesim report: " + (", ".join(ids) if ids else "model and predictions"))
     used = [f"runs: {', '.join(req.runs)}" if req.runs else None, f"model: {req.model}" if req.model else None,

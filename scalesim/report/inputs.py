@@ -107,11 +107,27 @@ def load_validation(path):
         c = _first(cols, *aliases)
         if c is not None:
             df[name] = pd.to_numeric(raw[c], errors="coerce")
+    _placement_columns(df, raw, cols)
     df = df[np.isfinite(df["measured"]) & np.isfinite(df["predicted"]) & (df["measured"] != 0)]
     if df.empty:
         raise DataError(f"{p}: no rows with finite measured and predicted values")
     df["error_pct"] = 100.0 * (df["predicted"] - df["measured"]) / df["measured"].abs()
     return df.reset_index(drop=True)
+
+
+def _placement_columns(df, raw, cols) -> None:
+    """num_nodes (and seen, when written) for the multi-node figures: from columns, else from validate's
+    configuration labels ('nodes=4 replicas=4 local_batch=64')."""
+    import pandas as pd
+
+    c = _first(cols, "num_nodes", "nodes")
+    if c is not None:
+        df["num_nodes"] = pd.to_numeric(raw[c], errors="coerce")
+    else:
+        df["num_nodes"] = pd.to_numeric(df["config"].str.extract(r"nodes=(\d+)", expand=False), errors="coerce")
+    s = _first(cols, "seen")
+    if s is not None:
+        df["seen"] = raw[s].astype(str).str.strip().str.lower().isin(("true", "1", "yes"))
 
 
 class Prediction(NamedTuple):

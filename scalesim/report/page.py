@@ -59,6 +59,8 @@ section{border-top:1px solid #ddd;margin-top:1.5rem} .chart{margin:1rem 0;overfl
 .missing{background:#fff4e5;border-left:4px solid #f0a030;padding:.4rem .8rem}
 .note{color:#555} table{border-collapse:collapse;margin:.5rem 0 1rem} th,td{border:1px solid #ddd;
 padding:.25rem .6rem;text-align:left;vertical-align:top;font-size:.9rem} th{background:#f6f6f6}
+.answer{font-size:1.1rem;background:#eef5fb;border-left:4px solid #4c78a8;padding:.6rem .9rem}
+.caution{color:#a04000} pre.plan{background:#f6f6f6;padding:.5rem .8rem;overflow-x:auto}
 #report-errors:empty{display:none} #report-errors{color:#b00;white-space:pre-wrap}
 """
 

@@ -227,6 +227,10 @@ def all_sections(runs, model, model_path, val, pred) -> list:
     summary = frames.config_summary(runs.tables["steps"])
     boots = bootstrap_perfs(model) if model is not None else []
     host = frames.host_facts(model, runs.manifests)
-    return [scaling(summary, model, boots, host), split(summary), allreduce(runs.tables["allreduce"], model),
+    from . import multinode
+
+    multi = multinode.section(runs, summary, val, model)  # None unless an input spans several nodes
+    return [scaling(summary, model, boots, host), *([multi] if multi else []), split(summary),
+            allreduce(runs.tables["allreduce"], model),
             noise(runs.tables["noise"], model, summary), time_to_target(pred), validation(val),
             model_facts(model, model_path), run_facts(runs.manifests, runs.rows)]

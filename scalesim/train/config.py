@@ -69,6 +69,9 @@ class TrainConfig:
             raise UsageError("need --ref-lr > 0, --warmup-epochs >= 0 and --decay-factor > 0")
         if self.nodes < 1:
             raise UsageError(f"need at least 1 rank (got {self.nodes})")
+        if self.batch > 2 ** 24 * self.nodes:
+            raise UsageError(f"--batch {self.batch}: more than {2 ** 24} samples per rank per step is beyond "
+                             "any dataset")
         if self.batch < 1 or self.batch % self.nodes:
             raise UsageError(f"--batch {self.batch} must be a positive multiple of the {self.nodes} ranks "
                              "(nodes x devices per node: it is the global batch, split evenly across ranks)")

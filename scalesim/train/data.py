@@ -142,8 +142,10 @@ def _npz(path, split: str):
     try:
         with np.load(p, allow_pickle=False) as f:
             x, y = f[f"x_{split}"], f[f"y_{split}"]
-    except (OSError, ValueError) as e:
-        raise DataError(f"{p}: not a readable .npz ({e})")
+    except Exception as e:  # noqa: BLE001 - EOFError, BadZipFile, a damaged member ...
+        raise DataError(f"{p}: not a readable .npz ({str(e) or type(e).__name__})") from None
+    if len(y) == 0:
+        raise DataError(f"{p}: y_{split} holds no examples")
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or y.ndim != 1 or len(x) != len(y):
@@ -158,9 +160,11 @@ def _npz_arrays_present(p: Path) -> None:
     """Reads only the archive's directory, so the launcher can check before starting ranks."""
     try:
         with np.load(p, allow_pickle=False) as f:
+            if not hasattr(f, "files"):   # a plain .npy array, not an archive
+                raise ValueError("a single array, not an .npz archive")
             missing = [k for k in NPZ_ARRAYS if k not in f.files]
-    except (OSError, ValueError) as e:
-        raise DataError(f"{p}: not a readable .npz ({e})")
+    except Exception as e:  # noqa: BLE001 - EOFError (empty), BadZipFile, OSError, ValueError ...
+        raise DataError(f"{p}: not a readable .npz ({str(e) or type(e).__name__})") from None
     if missing:
         raise DataError(f"{p}: missing array {', '.join(missing)} (need {', '.join(NPZ_ARRAYS)})")
 
