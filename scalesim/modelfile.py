@@ -194,3 +194,8 @@ def load(path) -> FittedModel:
         return FittedModel(**fields)
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(f"{path}: malformed model file ({e})")
+
+
+def as_model(model) -> "FittedModel":
+    """A FittedModel, or the path of a model file (read by the one loader)."""
+    return model if isinstance(model, FittedModel) else load(model)

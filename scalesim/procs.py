@@ -146,25 +146,50 @@ def launch(cmd: list[str], env: dict | None = None, **popen_kw) -> subprocess.Po
 
 
 def end(proc: subprocess.Popen, grace: float = GRACE_S) -> None:
-    """SIGTERM the launch's group, SIGKILL what is left after `grace` seconds, reap the leader."""
+    """SIGTERM the launch's group, SIGKILL what is left after `grace` seconds, reap the leader.
+    The leader is reaped last: until then its pid (= the group id) cannot be reused, so the
+    signals reach our group and nobody else's."""
     try:
-        if proc.poll() is None:
+        if proc.returncode is None:
             _signal_group(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
-        # The leader may have gone while others in its group (its helpers) are still there.
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
+            deadline = time.monotonic() + grace
+            while not _exited_unreaped(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            _signal_group(proc.pid, signal.SIGKILL)   # helpers of the leader may outlive it
+            proc.wait()
+        else:
+            _kill_stragglers(proc.pid)
     finally:
         _live.pop(proc.pid, None)
 
 
 def forget(proc: subprocess.Popen) -> None:
-    """The launch ended by itself: stop tracking it (its group may linger briefly; end it too)."""
-    _signal_group(proc.pid, signal.SIGKILL)
+    """The launch ended by itself (and was reaped): end what is left of its group, stop tracking it."""
+    _kill_stragglers(proc.pid)
     _live.pop(proc.pid, None)
+
+
+def _exited_unreaped(pid: int) -> bool:
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _kill_stragglers(pgid: int) -> None:
+    """SIGKILL the members of group pgid that carry our identity (the leader is reaped, so its
+    number may belong to someone else's group by now: check each process)."""
+    tag = f"{DRIVER_ENV}={identity()}".encode()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            if int(stat[stat.rindex(")") + 2:].split()[2]) != pgid or tag not in (d / "environ").read_bytes():
+                continue
+            os.kill(int(d.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
 
 
 def end_all() -> None:

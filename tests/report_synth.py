@@ -126,3 +126,32 @@ def make_prediction(path):
                "fastest": {"num_nodes": 32, "global_batch": 8192}}
     path.write_text(json.dumps(payload))
     return path
+
+
+LINK_BPS = 200e6
+NODES = (1, 2, 4)
+
+
+def make_multinode_run(path) -> RunDir:
+    """One rank per node on 1, 2, 4 emulated nodes; step time from the generating model, link recorded."""
+    rd = RunDir(path)
+    rows, configs = [], []
+    for n in NODES:
+        for b in (32, 64):
+            pl = perf.Placement(n, 1, CORES, 1)
+            t = float(perf.step_time(TRUE, pl, b))
+            cid = f"n{n}-b{b}"
+            configs.append(dict(config_id=cid, num_nodes=n, num_replicas=n, local_batch=b, status="done", error=None))
+            rows += [dict(config_id=cid, num_nodes=n, num_replicas=n, local_batch=b, global_batch=n * b, rank=r,
+                          step=s, mode="production", step_time=t) for r in range(n) for s in range(4)]
+    rd.write_manifest({"run_id": rd.run_id, "kind": "measure", "config": {"emulated": {"nodes": 4, "link_bps": LINK_BPS}},
+                       "hosts": [{"hostname": f"h{i}", "ranks": 1, "cores": 0.5} for i in range(1, 5)],
+                       "configs": configs})
+    rd.write_part("steps", "all", pd.DataFrame(rows))
+    ar = []
+    for n in (2, 4):
+        for size in 4096 * 4 ** np.arange(6):
+            t = size / (LINK_BPS / 8 * 0.9) * 2 * (n - 1) / n + 1e-3   # 90 % of the link at large sizes
+            ar.append(dict(num_nodes=n, num_replicas=n, size_bytes=int(size), iters=5, time=t))
+    rd.write_part("allreduce", "all", pd.DataFrame(ar))
+    return rd

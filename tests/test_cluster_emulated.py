@@ -124,6 +124,33 @@ def test_worker_refuses_more_ranks_than_asked(cluster, tmp_path):
     assert "Horovod started 2 ranks, the launch asked for 1" in p.stdout + p.stderr
 
 
+def test_cluster_command_up_exec_down():
+    """`scalesim cluster up|exec|down` by hand: no TensorFlow, a few seconds."""
+    import json
+
+    why = _skip_reason()
+    if why:
+        pytest.skip(why)
+
+    def cli(*argv):
+        return subprocess.run([sys.executable, "-m", "scalesim.cli", "cluster", *argv], capture_output=True,
+                              text=True, timeout=120, cwd=ROOT)
+
+    up = cli("up", "--nodes", "2", "--link", "200mbit", "--cores-per-node", "0.25", "--json")
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)
+    cid = info["cluster_id"]
+    try:
+        assert [n["reachable"] for n in info["node_status"]] == [True, True] and info["link"] == "200mbit"
+        ex = cli("exec", "--id", cid, "h2", "--", "sh", "-c", "hostname; ssh h1 hostname")
+        assert ex.returncode == 0 and ex.stdout.split() == ["h2", "h1"], ex.stderr
+    finally:
+        down = cli("down", "--id", cid)
+    assert down.returncode == 0 and not any(net.exists(f"ss{cid}-{x}") for x in ("br", "h1", "h2"))
+    gone = cli("down", "--id", cid)
+    assert gone.returncode == 2 and len(gone.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_teardown_leaves_nothing(cluster):
     c, rec = cluster

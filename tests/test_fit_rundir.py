@@ -7,7 +7,7 @@ import pytest
 import fit_synth as fs
 from scalesim.fit.api import fit
 from scalesim.fit.perf import from_perf
-from scalesim.fit.traces import read_training_curve
+from scalesim.fit.curves import read_training_curve
 from scalesim.errors import DataError
 from scalesim.model import stateff
 

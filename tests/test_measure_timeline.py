@@ -64,3 +64,23 @@ def test_not_a_timeline(tmp_path):
         timeline.parse(tmp_path / "x.json")
     with pytest.raises(DataError):
         timeline.parse(tmp_path / "missing.json")
+
+
+def test_allreduce_table_from_a_users_timeline(tmp_path):
+    # Negotiation marks: instant events named by the rank that became ready (here ranks 0 and 1).
+    marks = [{"ph": "X", "name": "0", "ts": 150, "pid": 1, "dur": 0},
+             {"ph": "X", "name": "1", "ts": 390, "pid": 1, "dur": 0}]
+    path = _write(tmp_path / "t.json", EVENTS[:2] + marks + EVENTS[2:])
+    assert timeline.is_timeline(path) and not timeline.is_timeline(tmp_path / "missing.json")
+    (tmp_path / "m.json").write_text('{"schema": "scalesim.model/1"}')
+    assert not timeline.is_timeline(tmp_path / "m.json")
+    df = timeline.read_allreduce(path)
+    assert list(df.columns) == ["num_replicas"] + timeline.ALLREDUCE_COLUMNS
+    g0 = df[df.tensor == "HorovodAllreduce_grad_0"].iloc[0]
+    # two ALLREDUCE calls of 1.1 ms and 3.1 ms, one 0.3 ms negotiation; 1000x2 float32 = 8000 bytes
+    assert g0["num_replicas"] == 2 and g0["calls"] == 2 and g0["size_bytes"] == 8000
+    assert g0["allreduce_time"] == pytest.approx(2.1e-3) and g0["negotiate_time"] == pytest.approx(3e-4)
+    assert g0["total_time"] == pytest.approx(2 * (2.1e-3 + 3e-4))
+    assert g0["algbw"] == pytest.approx(8000 / 2.1e-3)
+    g1 = df[df.tensor == "HorovodAllreduce_grad_1"].iloc[0]
+    assert g1["size_bytes"] == 80 and g1["negotiate_time"] == 0.0 and g1["calls"] == 1

@@ -92,7 +92,8 @@ def test_png_export_writes_one_png_per_chart(inputs_dir, tmp_path):
     assert rc == 0
     pngs = sorted(p.name for p in tmp_path.glob("p-*.png"))
     assert pngs == sorted(f"p-{c}.png" for c in ("throughput", "scaling-efficiency", "step-split", "allreduce-time",
-                                                "allreduce-busbw", "gradient-noise", "statistical-efficiency"))
+                                                "allreduce-busbw", "gradient-noise", "statistical-efficiency",
+                                                "steps-to-target"))
     for p in tmp_path.glob("p-*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
 

@@ -120,37 +120,8 @@ def test_target_without_model_or_bad_target_is_one_line_exit_2(made, tmp_path, c
 
 
 # --- multi-node figures -------------------------------------------------------------------------
-LINK_BPS = 200e6
-NODES = (1, 2, 4)
-
-
-def _multinode_run(path) -> RunDir:
-    """One rank per node on 1, 2, 4 emulated nodes; step time from the generating model, link recorded."""
-    rd = RunDir(path)
-    rows, configs = [], []
-    for n in NODES:
-        for b in (32, 64):
-            pl = perf.Placement(n, 1, synth.CORES, 1)
-            t = float(perf.step_time(synth.TRUE, pl, b))
-            cid = f"n{n}-b{b}"
-            configs.append(dict(config_id=cid, num_nodes=n, num_replicas=n, local_batch=b, status="done", error=None))
-            rows += [dict(config_id=cid, num_nodes=n, num_replicas=n, local_batch=b, global_batch=n * b, rank=r,
-                          step=s, mode="production", step_time=t) for r in range(n) for s in range(4)]
-    rd.write_manifest({"run_id": rd.run_id, "kind": "measure", "config": {"emulated": {"nodes": 4, "link_bps": LINK_BPS}},
-                       "hosts": [{"hostname": f"h{i}", "ranks": 1, "cores": 0.5} for i in range(1, 5)],
-                       "configs": configs})
-    rd.write_part("steps", "all", pd.DataFrame(rows))
-    ar = []
-    for n in (2, 4):
-        for size in 4096 * 4 ** np.arange(6):
-            t = size / (LINK_BPS / 8 * 0.9) * 2 * (n - 1) / n + 1e-3   # 90 % of the link at large sizes
-            ar.append(dict(num_nodes=n, num_replicas=n, size_bytes=int(size), iters=5, time=t))
-    rd.write_part("allreduce", "all", pd.DataFrame(ar))
-    return rd
-
-
 def test_multinode_figures_link_rate_ideal_scaling_and_heldout_nodes(made, tmp_path):
-    rd = _multinode_run(tmp_path / "mn")
+    rd = synth.make_multinode_run(tmp_path / "mn")
     val = pd.DataFrame([dict(config=f"nodes={n} replicas={n} local_batch={b}", quantity="step_time",
                              measured=1.0 + 0.1 * n, predicted=(1.0 + 0.1 * n) * (1 + e), seen=n <= 2)
                         for n, e in ((1, 0.01), (2, -0.02), (4, 0.10), (4, -0.06)) for b in (32,)])
@@ -173,10 +144,10 @@ def test_multinode_figures_link_rate_ideal_scaling_and_heldout_nodes(made, tmp_p
 
     bw = spec("multinode-busbw")
     rule = [d for d in bw["datasets"].values() if d and "label" in d[0]][0]
-    assert rule == [{"mbs": pytest.approx(LINK_BPS / 8e6), "label": "configured link 200mbit"}]
+    assert rule == [{"mbs": pytest.approx(synth.LINK_BPS / 8e6), "label": "configured link 200mbit"}]
     pts = [d for d in bw["datasets"].values() if d and "busbw_mbs" in d[0]][0]
-    assert max(p["busbw_mbs"] for p in pts) == pytest.approx(0.9 * LINK_BPS / 8e6, rel=0.05)
-    assert max(p["busbw_mbs"] for p in pts) < LINK_BPS / 8e6
+    assert max(p["busbw_mbs"] for p in pts) == pytest.approx(0.9 * synth.LINK_BPS / 8e6, rel=0.05)
+    assert max(p["busbw_mbs"] for p in pts) < synth.LINK_BPS / 8e6
     sc = spec("throughput-vs-nodes")
     rows = [d for d in sc["datasets"].values() if d and "ideal" in d[0]][0]
     for r in rows:

@@ -97,7 +97,8 @@ def test_full_report_renders_every_chart_offline(tmp_path):
     dom, console = render(out, tmp_path)
     assert dom.body.get("data-done") == "1", "embedding never finished"
     assert dom.errors.strip() == "" and console == [], (dom.errors, console)
-    assert len(dom.charts) == 9 and dom.body.get("data-charts") == "9" and dom.body.get("data-rendered") == "9"
+    # 10: the synthetic model's stateff fit (s_min, b_noise) adds the steps-to-target chart
+    assert len(dom.charts) == 10 and dom.body.get("data-charts") == "10" and dom.body.get("data-rendered") == "10"
     for cid, c in dom.charts.items():
         assert c["rendered"] == "1" and c["svg"], cid
 
@@ -116,3 +117,21 @@ def test_report_with_missing_tables_renders_what_it_has(tmp_path):
     assert dom.errors.strip() == "" and console == [], (dom.errors, console)
     assert sorted(dom.charts) == ["chart-scaling-efficiency", "chart-step-split", "chart-throughput"]
     assert all(c["svg"] for c in dom.charts.values()) and dom.body.get("data-rendered") == "3"
+
+
+def test_answer_and_multinode_figures_render_offline(tmp_path):
+    import pandas as pd
+
+    d = tmp_path / "in"
+    run = synth.make_multinode_run(d / "mn").path
+    pd.DataFrame([dict(config=f"nodes={n} replicas={n} local_batch=32", quantity="step_time", measured=1.0,
+                       predicted=1.0 + 0.02 * n) for n in (1, 2, 4)]).to_csv(d / "v.csv", index=False)
+    out = tmp_path / "answer.html"
+    assert main(["report", str(run), "--model", str(synth.make_model(d / "m.json")), "--validation", str(d / "v.csv"),
+                 "--target-time", "1h", "--target-epochs", "10", "--dataset-size", "60000", "--max-nodes", "4",
+                 "--out", str(out)]) == 0
+    dom, console = render(out, tmp_path)
+    assert dom.body.get("data-done") == "1" and dom.errors.strip() == "" and console == [], (dom.errors, console)
+    assert {"chart-multinode-busbw", "chart-throughput-vs-nodes", "chart-heldout-nodes"} <= set(dom.charts)
+    for cid, c in dom.charts.items():
+        assert c["rendered"] == "1" and c["svg"], cid

@@ -167,3 +167,21 @@ def test_report_steps_to_target_chart_from_a_fitted_model():
     spec = charts.steps_to_target(curve, pts, st).to_dict()
     assert "Steps to the target" in str(spec["title"])
     assert frames.steps_to_target_curve({"b_noise": 5.0}) [0].empty
+
+
+def test_curves_only_model_reports_validates_and_refuses_step_times(tmp_path, capsys):
+    from scalesim.cli import main
+
+    for B in (128, 512, 2048):
+        adaptdl_curve(tmp_path / f"job.validation-{B}.csv", B, 128)
+    files = [str(tmp_path / f"job.validation-{B}.csv") for B in (128, 512, 2048)]
+    assert main(["fit", *files[:2], "-o", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    assert "training curves only" in out and "B_noise measured" in out and "grad_var normalisation: detected" in out
+    assert main(["validate", *files, "--model", str(tmp_path / "m.json"), "--only-unseen"]) == 0
+    out = capsys.readouterr().out
+    assert "global_batch=2048" in out and "steps_to_target" in out
+    assert main(["predict", "--model", str(tmp_path / "m.json"), "--target-time", "1h"]) == 2
+    assert "training curves alone" in capsys.readouterr().err
+    assert main(["report", "--model", str(tmp_path / "m.json"), "--out", str(tmp_path / "r.html")]) == 0
+    assert "chart-steps-to-target" in (tmp_path / "r.html").read_text()

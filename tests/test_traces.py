@@ -5,7 +5,8 @@ import pytest
 
 import fit_synth as fs
 from scalesim.fit import observations as ob
-from scalesim.fit.traces import parse_placement, read_throughput_trace, read_training_curve
+from scalesim.fit.curves import read_training_curve
+from scalesim.fit.traces import parse_placement, read_throughput_trace
 from scalesim.errors import DataError
 
 

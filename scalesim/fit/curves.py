@@ -411,3 +411,15 @@ def read_curve_set(paths, batch_size: float | None = None, grad_var_batch: float
     noises = [n for _, n in parts if not n.empty]
     noise = pd.concat(noises, ignore_index=True) if noises else None
     return curve_set(curves, noise, grad_var_batch)
+
+
+def read_training_curve(path, batch_size: int | None = None) -> "pd.DataFrame":
+    """Columns global_batch, iteration, metric, grad_sqr, grad_var (NaN when absent) (batch from a
+    column, the argument, or the exact name rule)."""
+    curves, noise = read_curve(path, batch_size)
+    out = curves[["global_batch", "iteration", "metric"]].reset_index(drop=True)
+    if noise.empty:
+        out["grad_sqr"] = out["grad_var"] = np.nan
+        return out
+    cols = noise[["step", "grad_sqr", "grad_var"]].drop_duplicates("step").rename(columns={"step": "iteration"})
+    return out.merge(cols, on="iteration", how="left")

@@ -122,17 +122,3 @@ def read_throughput_trace(path) -> "pd.DataFrame":
         out["replicas_per_node"] = [max(c) for c in counts]
         out["placement"] = ["".join(map(str, c)) for c in counts]
     return out[list(TRACE_COLUMNS)]
-
-
-def read_training_curve(path, batch_size: int | None = None) -> "pd.DataFrame":
-    """Columns global_batch, iteration, metric, grad_sqr, grad_var (NaN when absent); the reader is
-    scalesim.fit.curves.read_curve (batch from a column, the argument, or the exact name rule)."""
-    from .curves import read_curve
-
-    curves, noise = read_curve(path, batch_size)
-    out = curves[["global_batch", "iteration", "metric"]].reset_index(drop=True)
-    if noise.empty:
-        out["grad_sqr"] = out["grad_var"] = np.nan
-        return out
-    cols = noise[["step", "grad_sqr", "grad_var"]].drop_duplicates("step").rename(columns={"step": "iteration"})
-    return out.merge(cols, on="iteration", how="left")

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import contextlib
 
+from ..cluster.plan import NODE_IFACE  # noqa: F401 (the nodes' interface, for horovodrun)
 from ..errors import UsageError
-
-NODE_IFACE = "eth0"
 
 
 def node_sweep(nodes: int) -> list[int]:

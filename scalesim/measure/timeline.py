@@ -134,6 +134,25 @@ def allreduce_table(per_tensor_df):
     return df.sort_values("total_time", ascending=False, ignore_index=True)
 
 
+def num_ranks(events: list[dict]) -> int | None:
+    """Ranks of the job: Horovod marks each rank's readiness inside NEGOTIATE_* with an instant
+    event named by the rank number (only rank 0 writes the file)."""
+    ranks, inside = set(), defaultdict(int)
+    for ev in events:
+        pid, ph = ev.get("pid"), ev.get("ph")
+        if ph == "B":
+            inside[pid] += str(ev.get("name", "")).startswith("NEGOTIATE")
+        elif ph == "E" and inside[pid]:
+            inside[pid] -= 1
+        elif ph == "X" and inside[pid] and str(ev.get("name", "")).isdigit():
+            ranks.add(int(ev["name"]))
+    return len(ranks) or None
+
+
 def read_allreduce(path):
-    """A Horovod Timeline file -> its per-tensor allreduce table (DataError if it is not one)."""
-    return allreduce_table(parse(path))
+    """A Horovod Timeline file -> its per-tensor allreduce table (DataError if it is not one), with a
+    num_replicas column (the job's rank count, from the negotiation marks)."""
+    events = read_events(path)
+    df = allreduce_table(per_tensor(events))
+    df.insert(0, "num_replicas", num_ranks(events))
+    return df

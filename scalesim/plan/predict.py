@@ -13,14 +13,9 @@ import math
 from ..errors import UsageError
 from ..units import positive_duration
 from . import recommend
+from .whatif import rests_on
+from ..modelfile import as_model
 from .spec import LRSpec, SpaceSpec, TargetSpec, build_space, build_target, lr_settings
-
-
-def as_model(model):
-    """A FittedModel, or the path of a model file (read by the one loader)."""
-    from .. import modelfile
-
-    return model if isinstance(model, modelfile.FittedModel) else modelfile.load(model)
 
 
 def predict(model, target_time: float | str, *, target: TargetSpec = TargetSpec(), space: SpaceSpec = SpaceSpec(),
@@ -43,8 +38,6 @@ def predict(model, target_time: float | str, *, target: TargetSpec = TargetSpec(
     sp, notes = recommend.predictable_space(m, sp, explicit_nodes=bool(space.nodes or space.max_nodes))
     p = recommend.plan(params, sp, tgt, target_time=target_time, boot=boot, ranges=m.ranges, lr=lrs,
                        frontier_rows=frontier_rows, notes=notes)
-    from .simulate import rests_on
-
     p["rests_on"] = rests_on(m, p)
     if m is not model:
         p["model"] = str(model)

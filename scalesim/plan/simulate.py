@@ -8,7 +8,8 @@ import math
 from ..errors import UsageError
 from ..model.perf import PerfParams
 from . import hardware, recommend, search
-from .predict import as_model
+from .whatif import rests_on
+from ..modelfile import as_model
 from .spec import LRSpec, SpaceSpec, TargetSpec, build_space, build_target, lr_settings
 
 LIST_ALL_LIMIT = 40  # spaces this small are printed in full
@@ -29,6 +30,10 @@ def simulate(*, network: hardware.NetworkSpec = hardware.NetworkSpec(),
     prof = hardware.load_profile(profile) if profile else {}
     hw = prof.get("hardware", {})
     model = as_model(model) if model is not None else None
+    stateff_only = None
+    if model is not None and model.perf is None:
+        # fitted on training curves alone: its S(B) is used, the hardware comes from the other options
+        stateff_only, model = model, None
     if model is not None and model.perf is not None and not hw:
         # One input changed (e.g. --link 1gbit): the model with just that replaced, in its point estimate
         # and every bootstrap replicate; its fitted overheads, gamma and compute stay.
@@ -42,7 +47,7 @@ def simulate(*, network: hardware.NetworkSpec = hardware.NetworkSpec(),
     def perf_for(g: int) -> PerfParams:
         return PerfParams(comp, comm_for(g), net["gamma"])
 
-    bn = _b_noise(b_noise, model)
+    bn = _b_noise(b_noise, model or stateff_only)
     params = search.ParamSet(perf_for, bn)
     from_fit = model is not None and info["source"] == "model" and net["from_model"]
     boot = recommend.model_params(model)[1] if from_fit else []
@@ -51,7 +56,8 @@ def simulate(*, network: hardware.NetworkSpec = hardware.NetworkSpec(),
         dataset = info["baseline"]["dataset_size"]
         if target.steps is None and target.epochs is None and target.metric is None:  # the baseline's own epochs
             target = dataclasses.replace(target, epochs=info["baseline"]["epochs"])
-    tgt = build_target(target, model.stateff if model else None, lrs["ref_batch"], dataset)
+    tgt = build_target(target, (model or stateff_only).stateff if (model or stateff_only) else None,
+                       lrs["ref_batch"], dataset)
     host = (model.host or {}) if model is not None and info["source"] == "model" else {}
     # Compute from the fit runs on the fit's hosts: their cores and threads per rank (as predict does),
     # so a rank sharing a fractional core (emulated nodes) keeps its measured contention.
@@ -71,14 +77,6 @@ def simulate(*, network: hardware.NetworkSpec = hardware.NetworkSpec(),
     if model is not None and model.perf is not None and info["source"] == "model":
         p["rests_on"] = rests_on(model, p)
     return p
-
-
-def rests_on(model, p: dict) -> list[str]:
-    """What the shown configurations rest on that the model's data did not pin (whatif.unpinned_assumptions)."""
-    from .whatif import unpinned_assumptions
-
-    shown = [c for c in [p.get("cheapest"), p.get("fastest"), *p.get("frontier", []), *p.get("configs", [])] if c]
-    return unpinned_assumptions(model, [c["num_nodes"] for c in shown], [c["num_replicas"] for c in shown])
 
 
 def _what_if(model, network: hardware.NetworkSpec):

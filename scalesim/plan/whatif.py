@@ -61,3 +61,9 @@ def unpinned_assumptions(model: FittedModel, num_nodes, num_replicas) -> list[st
         if col in r and vals.size and vals.max() > r[col][1]:
             out.append(f"{col} up to {vals.max():g}, measured only up to {r[col][1]:g}: extrapolated")
     return out
+
+
+def rests_on(model, p: dict) -> list[str]:
+    """What the shown configurations rest on that the model's data did not pin."""
+    shown = [c for c in [p.get("cheapest"), p.get("fastest"), *p.get("frontier", []), *p.get("configs", [])] if c]
+    return unpinned_assumptions(model, [c["num_nodes"] for c in shown], [c["num_replicas"] for c in shown])

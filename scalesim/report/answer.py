@@ -104,7 +104,7 @@ def _values(cfg: dict, lrs: dict, model) -> list[tuple[str, str]]:
 def _keyed_table(rows) -> str:
     """A facts table whose value cells carry data-key (a slug of the row name) for scripts and tests."""
     body = "".join(f'<tr><th>{esc(k)}</th><td data-key="{esc(_slug(k))}">{esc(v)}</td></tr>' for k, v in rows)
-    return f'<table class="facts answer">{body}</table>'
+    return f'<table class="facts answer-values">{body}</table>'
 
 
 def _slug(name: str) -> str:
@@ -206,7 +206,9 @@ def summary_only(summary, manifests, model) -> Section:
     elif manifests:
         parts.append(f"{len(manifests)} run director{'ies' if len(manifests) != 1 else 'y'} given, but no usable "
                      "steps table: nothing measured to summarise yet.")
-    if model is not None:
+    if model is not None and getattr(model, "perf", None) is None:
+        parts.append("The model was fitted on training curves alone: it predicts steps to the target, not step times.")
+    elif model is not None:
         meas = measured_configs(model)
         q = (getattr(model, "quality", None) or {}).get("step_time")
         parts.append(f"The model was fitted on {len(meas) or 'an unrecorded number of'} configurations"

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .charts import H, W, _title
-from .page import Section, grid_table
+from .page import Section, add_chart, grid_table
 
 ANCHOR, TITLE = "multinode", "Multi-node scaling"
 
@@ -189,8 +189,6 @@ def _mape_rows(df: pd.DataFrame) -> list:
 
 def section(runs, summary, val, model) -> Section | None:
     """None when no input spans more than one node (single-host reports stay as they were)."""
-    from .sections import _add
-
     link_of = links(runs.manifests)
     bw = busbw_frame(runs.tables["allreduce"], link_of)
     sc = scaling_frame(summary, link_of)
@@ -200,11 +198,11 @@ def section(runs, summary, val, model) -> Section | None:
     out, notes, extra = [], [], ""
     if not bw.empty:
         rules = link_rules(runs.manifests)
-        _add(out, notes, "multinode-busbw", "the multi-node bus-bandwidth chart", lambda: busbw_chart(bw, rules))
+        add_chart(out, notes, "multinode-busbw", "the multi-node bus-bandwidth chart", lambda: busbw_chart(bw, rules))
     if not sc.empty:
-        _add(out, notes, "throughput-vs-nodes", "the throughput-vs-nodes chart", lambda: scaling_chart(sc))
+        add_chart(out, notes, "throughput-vs-nodes", "the throughput-vs-nodes chart", lambda: scaling_chart(sc))
     if not ho.empty:
-        _add(out, notes, "heldout-nodes", "measured vs predicted by node count", lambda: heldout_chart(ho))
+        add_chart(out, notes, "heldout-nodes", "measured vs predicted by node count", lambda: heldout_chart(ho))
         extra = grid_table(["nodes", "node count was", "step-time MAPE (%)", "error range (%)", "configurations"],
                            _mape_rows(ho))
         if not ho["held_out"].any():

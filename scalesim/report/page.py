@@ -131,3 +131,20 @@ def render(title: str, subtitle: str, sections: list) -> str:
 <script>{_EMBED_JS}</script>
 </body></html>
 """
+
+
+def chart_spec(chart) -> dict:
+    import altair as alt
+
+    with alt.data_transformers.disable_max_rows():
+        spec = chart.to_dict()
+    json.dumps(spec, allow_nan=False)  # the page embeds strict JSON: fail here, as a note, not later
+    return spec
+
+
+def add_chart(charts_out: list, notes: list, name: str, what: str, build):
+    """Build one chart; a chart that cannot be drawn from odd data becomes a note, not a crash."""
+    try:
+        charts_out.append((name, chart_spec(build())))
+    except Exception as e:  # noqa: BLE001 - any failure here must leave the rest of the report
+        notes.append(f"Could not draw {what}: {type(e).__name__}: {e}")

@@ -8,24 +8,7 @@ import math
 import numpy as np
 
 from . import charts, frames
-from .page import Section, esc, grid_table, kv_table
-
-
-def _spec(chart) -> dict:
-    import altair as alt
-
-    with alt.data_transformers.disable_max_rows():
-        spec = chart.to_dict()
-    json.dumps(spec, allow_nan=False)  # the page embeds strict JSON: fail here, as a note, not later
-    return spec
-
-
-def _add(charts_out: list, notes: list, name: str, what: str, build):
-    """Build one chart; a chart that cannot be drawn from odd data becomes a note, not a crash."""
-    try:
-        charts_out.append((name, _spec(build())))
-    except Exception as e:  # noqa: BLE001 - any failure here must leave the rest of the report
-        notes.append(f"Could not draw {what}: {type(e).__name__}: {e}")
+from .page import Section, add_chart, esc, grid_table, kv_table
 
 
 def scaling(summary, model, boots, host) -> Section:
@@ -45,8 +28,8 @@ def scaling(summary, model, boots, host) -> Section:
             fitted = frames.model_scaling(model, boots, summary, axis, host)
         except Exception as e:  # noqa: BLE001
             notes.append(f"Could not evaluate the fitted model: {type(e).__name__}: {e}")
-    _add(out, notes, "throughput", "the throughput chart", lambda: charts.throughput(summary, axis, axis_title, fitted))
-    _add(out, notes, "scaling-efficiency", "the scaling-efficiency chart",
+    add_chart(out, notes, "throughput", "the throughput chart", lambda: charts.throughput(summary, axis, axis_title, fitted))
+    add_chart(out, notes, "scaling-efficiency", "the scaling-efficiency chart",
          lambda: charts.efficiency(summary, axis, axis_title, fitted))
     return Section("scaling", "Throughput and scaling efficiency", out, notes)
 
@@ -60,7 +43,7 @@ def split(summary) -> Section:
         notes.append("No instrumented steps (data / compute / allreduce / update columns) in the steps table: "
                      "no step-time split.")
     else:
-        _add(out, notes, "step-split", "the step-time split", lambda: charts.step_split(long, summary))
+        add_chart(out, notes, "step-split", "the step-time split", lambda: charts.step_split(long, summary))
     return Section("split", "Step-time split", out, notes)
 
 
@@ -79,8 +62,8 @@ def allreduce(table, model) -> Section:
             fitted = frames.allreduce_fitted(model, measured)
         except Exception as e:  # noqa: BLE001
             notes.append(f"Could not evaluate the fitted communication model: {type(e).__name__}: {e}")
-    _add(out, notes, "allreduce-time", "the allreduce-time chart", lambda: charts.allreduce_time(measured, fitted))
-    _add(out, notes, "allreduce-busbw", "the bus-bandwidth chart", lambda: charts.allreduce_busbw(measured, fitted))
+    add_chart(out, notes, "allreduce-time", "the allreduce-time chart", lambda: charts.allreduce_time(measured, fitted))
+    add_chart(out, notes, "allreduce-busbw", "the bus-bandwidth chart", lambda: charts.allreduce_busbw(measured, fitted))
     return Section("allreduce", "Allreduce time and bus bandwidth", out, notes)
 
 
@@ -91,19 +74,19 @@ def noise(table, model, summary) -> Section:
     if frame.empty:
         notes.append("No noise table (gradient noise per step) in the run directories: no B_simple curve.")
     else:
-        _add(out, notes, "gradient-noise", "the gradient-noise chart", lambda: charts.gradient_noise(frame, bn, source))
+        add_chart(out, notes, "gradient-noise", "the gradient-noise chart", lambda: charts.gradient_noise(frame, bn, source))
     if bn is None:
         notes.append("No gradient noise scale B_noise (neither a model with stateff.b_noise nor |G|^2 and "
                      "tr(Sigma) in a noise table): no statistical-efficiency curve.")
     else:
         batches = summary["global_batch"].to_numpy(float) if not summary.empty else np.array([])
         curve = frames.stateff_curve(bn, boots, batches)
-        _add(out, notes, "statistical-efficiency", "the statistical-efficiency curve",
+        add_chart(out, notes, "statistical-efficiency", "the statistical-efficiency curve",
              lambda: charts.statistical_efficiency(curve, bn, source, batches))
     st = getattr(model, "stateff", None) or {}
     steps_curve, steps_meas = frames.steps_to_target_curve(st)
     if not steps_curve.empty:
-        _add(out, notes, "steps-to-target", "the steps-to-target chart",
+        add_chart(out, notes, "steps-to-target", "the steps-to-target chart",
              lambda: charts.steps_to_target(steps_curve, steps_meas, st))
     notes += [f"Statistical-efficiency fit: {w}" for w in st.get("warnings") or []]
     return Section("noise", "Gradient noise and statistical efficiency", out, notes)
@@ -117,7 +100,7 @@ def time_to_target(pred) -> Section:
     elif pred.grid.empty or pred.grid["time_s"].notna().sum() == 0:
         notes.append("The prediction file has no time-to-target grid with times; showing its recommendation only.")
     else:
-        _add(out, notes, "time-to-target", "the time-to-target map",
+        add_chart(out, notes, "time-to-target", "the time-to-target map",
              lambda: charts.time_to_target(pred.grid, pred.marks))
     if pred is not None:
         rows = [(label, detail) for label, _, _, detail in pred.marks]
@@ -132,7 +115,7 @@ def validation(val) -> Section:
         notes.append("No validation file (--validation): run `scalesim validate --out validation.csv` for "
                      "predicted vs measured.")
     else:
-        _add(out, notes, "predicted-vs-measured", "predicted vs measured", lambda: charts.predicted_vs_measured(val))
+        add_chart(out, notes, "predicted-vs-measured", "predicted vs measured", lambda: charts.predicted_vs_measured(val))
         per_q = val.groupby("quantity")["error_pct"].agg(lambda e: e.abs().mean())
         counts = val.groupby("quantity").size()
         extra = grid_table(["quantity", "MAPE (%)", "configurations"],
@@ -170,9 +153,12 @@ def model_facts(model, path) -> Section:
         return Section("model", "Fitted model", [], ["No model file (--model)."])
     p = model.perf
     rows = [("file", path)]
-    rows += [(f"compute.{k}", _fmt(v)) for k, v in p.compute._asdict().items()]
-    rows += [(f"comm.{k}", _fmt(v)) for k, v in p.comm._asdict().items()]
-    rows += [("gamma (overlap)", _fmt(p.gamma))]
+    if p is None:
+        rows += [("throughput model", "none (fitted on training curves alone)")]
+    else:
+        rows += [(f"compute.{k}", _fmt(v)) for k, v in p.compute._asdict().items()]
+        rows += [(f"comm.{k}", _fmt(v)) for k, v in p.comm._asdict().items()]
+        rows += [("gamma (overlap)", _fmt(p.gamma))]
     if model.stateff:
         rows += [(f"stateff.{k}", _value(v))
                  for k, v in model.stateff.items()]
@@ -225,12 +211,14 @@ def all_sections(runs, model, model_path, val, pred) -> list:
     from .inputs import bootstrap_perfs
 
     summary = frames.config_summary(runs.tables["steps"])
-    boots = bootstrap_perfs(model) if model is not None else []
-    host = frames.host_facts(model, runs.manifests)
+    # a model fitted on training curves alone has no throughput part: only its statistical efficiency is drawn
+    perf_model = model if model is not None and model.perf is not None else None
+    boots = bootstrap_perfs(perf_model) if perf_model is not None else []
+    host = frames.host_facts(perf_model, runs.manifests)
     from . import multinode
 
-    multi = multinode.section(runs, summary, val, model)  # None unless an input spans several nodes
-    return [scaling(summary, model, boots, host), *([multi] if multi else []), split(summary),
-            allreduce(runs.tables["allreduce"], model),
+    multi = multinode.section(runs, summary, val, perf_model)  # None unless an input spans several nodes
+    return [scaling(summary, perf_model, boots, host), *([multi] if multi else []), split(summary),
+            allreduce(runs.tables["allreduce"], perf_model),
             noise(runs.tables["noise"], model, summary), time_to_target(pred), validation(val),
             model_facts(model, model_path), run_facts(runs.manifests, runs.rows)]

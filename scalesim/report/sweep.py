@@ -92,7 +92,7 @@ def _history_chart(hist, objective: str):
 
 
 def sweep_sections(sweeps: list) -> list:
-    from .sections import _add
+    from .page import add_chart as _add
 
     out = []
     for sw in sweeps:
