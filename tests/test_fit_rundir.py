@@ -103,6 +103,31 @@ def test_curves_alone_give_a_statistical_efficiency_model(tmp_path):
         modelfile.check_predictable(back, [1])
 
 
+def test_one_rank_train_runs_fit_their_curves_and_say_why_no_throughput_model(tmp_path):
+    # `scalesim train` on one rank also writes step times: one replica cannot fit the allreduce
+    # model, so fit keeps the curves (a note says why) unless --strict; validate skips step times.
+    import pandas as pd
+
+    from scalesim.fit.validate import validate
+
+    runs = []
+    for B in (128, 1024, 256):
+        rd = fs.make_train_run(tmp_path / f"train{B}", B, float(stateff.steps_to_target(B, 400.0, 700.0)))
+        rd.write_part("steps", "train-00000", pd.DataFrame({"config_id": "train", "num_nodes": 1, "num_replicas": 1,
+                                                            "local_batch": B, "rank": 0, "step": np.arange(20),
+                                                            "step_time": 0.01 * B / 128}))
+        runs.append(tmp_path / f"train{B}")
+    m = fit(runs[:2], bootstrap=0, target=0.8, partial=True)
+    assert m.perf is None and m.stateff["b_noise"] == pytest.approx(700.0, rel=0.03)
+    assert any("no throughput model" in n and "one replica" in n for n in m.meta["notes"])
+    with pytest.raises(DataError, match="one replica"):
+        fit(runs[:2], bootstrap=0, target=0.8)   # the API's default, like --strict
+    v = validate(m, runs[2:])
+    row = v.table[v.table["quantity"] == "steps_to_target"].iloc[0]
+    assert row["measured"] == pytest.approx(stateff.steps_to_target(256, 400.0, 700.0), rel=0.02)
+    assert abs(row["error_pct"]) < 3 and any("step times are not compared" in n for n in v.notes)
+
+
 def test_hierarchical_allreduce_recovers_intra_and_inter_links(tmp_path):
     truth = fs.RUN_TRUE._replace(comm=fs.RUN_TRUE.comm._replace(algorithm="hierarchical"))
     fs.make_run(tmp_path / "run", p=truth, sd=0.02, seed=6)

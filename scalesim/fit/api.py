@@ -123,9 +123,10 @@ def fit(data, *, holdout: str | None = None, bootstrap: int = 50, seed: int = 0,
     if not bench.empty and holdout:  # the microbenchmark at held-out scales is held out too
         bench = bench[~ob.holdout_mask(bench.reindex(columns=sorted(set(bench.columns) | set(ob.HOLDOUT_COLUMNS))),
                                        holdout)].reset_index(drop=True)
-    perf_fit = fit_perf(fit_rows, bench if not bench.empty else None, obs.grad_bytes,
-                        fixed=fixed, partial=partial, starts=starts, bootstrap=bootstrap, seed=seed,
-                        algorithm=algorithm)
+    perf_fit, why = _perf_or_why(obs, fit_rows, bench, fixed=fixed, partial=partial, starts=starts,
+                                 bootstrap=bootstrap, seed=seed, algorithm=algorithm)
+    if perf_fit is None:
+        return _curves_only(obs, target, grad_var_batch, time.perf_counter() - t0, notes=[why])
     stateff = fit_stateff(obs.curves, obs.noise, target, grad_var_batch=grad_var_batch)
     perf = _floats(perf_fit.perf)
     pl = perf_fit.plan
@@ -153,12 +154,24 @@ def fit(data, *, holdout: str | None = None, bootstrap: int = 50, seed: int = 0,
     )
 
 
-def _curves_only(obs, target, grad_var_batch, seconds) -> FittedModel:
+def _perf_or_why(obs, fit_rows, bench, *, partial: bool, **kw):
+    """(fit_perf's result, None), or (None, why) when the throughput rows cannot identify a model but
+    training curves exist: e.g. `scalesim train` on one rank, whose curves and noise still fit
+    statistical efficiency. Under --strict (partial False) the refusal stands."""
+    try:
+        return fit_perf(fit_rows, bench if not bench.empty else None, obs.grad_bytes, partial=partial, **kw), None
+    except DataError as e:
+        if obs.curves.empty or not partial:
+            raise
+        return None, f"no throughput model: {e}"
+
+
+def _curves_only(obs, target, grad_var_batch, seconds, notes=()) -> FittedModel:
     """Statistical efficiency from training curves (and their noise) without a throughput model."""
     t0 = time.perf_counter()
     stateff = fit_stateff(obs.curves, obs.noise, target, grad_var_batch=grad_var_batch)
     return FittedModel(perf=None, stateff=stateff,
                        data={"sources": [str(s) for s in obs.sources], "rows": 0, "allreduce_rows": 0,
                              "holdout": None, "held_out_rows": 0, "fitted_configs": []},
-                       meta={"curves_only": True, "fitted": [], "fixed": {}, "notes": [], "unidentified": [],
+                       meta={"curves_only": True, "fitted": [], "fixed": {}, "notes": list(notes), "unidentified": [],
                              "fit_seconds": round(seconds + time.perf_counter() - t0, 3)})

@@ -66,7 +66,8 @@ def summary(m) -> str:
     d, q, meta = m.data, m.quality, m.meta or {}
     if m.perf is None:
         return "\n".join(["training curves only: no throughput model (predict/simulate need one; validate "
-                          "checks steps to the target)"] + stateff_lines(m.stateff or {}))
+                          "checks steps to the target)"] + [f"  note: {n}" for n in meta.get("notes", [])]
+                         + stateff_lines(m.stateff or {}))
     lines = [f"fitted {d['rows']} configurations" + (f" + {d['allreduce_rows']} allreduce benchmark rows"
                                                        if d.get("allreduce_rows") else "")
              + (f"; {d['held_out_rows']} held out by {d['holdout']!r}" if d.get("holdout") else "")]

@@ -40,7 +40,10 @@ def validate(model, data, only_unseen: bool = False, batch_size: float | None = 
         model = modelfile.load(model)
     obs = ob.load(data, batch_size=batch_size)
     steps = obs.steps
-    parts = []
+    parts, notes = [], []
+    if not steps.empty and model.perf is None:  # a curves-only model: nothing predicts step times
+        notes.append("the model has no throughput part: step times are not compared")
+        steps = steps.iloc[:0]
     if not steps.empty:
         seen = seen_by_fit(model, steps)
         if only_unseen:
@@ -48,7 +51,6 @@ def validate(model, data, only_unseen: bool = False, batch_size: float | None = 
         if not steps.empty:
             modelfile.check_predictable(model, steps["num_nodes"].to_numpy(), steps["num_replicas"].to_numpy())
             parts.append(comparison(model.perf, steps, seen))
-    notes = []
     if not obs.curves.empty:
         rows = validation_rows(model.stateff, obs.curves)
         missed = sorted(set(obs.curves["source"].astype(str)) - set(rows["source"]))

@@ -124,8 +124,18 @@ class Trainer:
         n = self.num_replicas
         if n == 1 and x.shape[0] is not None and x.shape[0] >= 2:
             h = x.shape[0] // 2
+            # Each half's forward pass updates the BN moving statistics; run both from the same
+            # start and average, which is the one update with the mean of the halves' statistics
+            # (the update is affine), as two workers' averaged statistics would be.
+            stats = self.model.non_trainable_variables
+            start = [tf.identity(v) for v in stats]
             g1, l1, a1 = self._compute_grads(x[:h], y[:h])
+            after1 = [tf.identity(v) for v in stats]
+            for v, s in zip(stats, start):
+                v.assign(s)
             g2, l2, a2 = self._compute_grads(x[h:], y[h:])
+            for v, s in zip(stats, after1):
+                v.assign((s + v) // 2 if v.dtype.is_integer else (s + v) * 0.5)
             w = h / x.shape[0]
             grads = [w * a + (1.0 - w) * b for a, b in zip(g1, g2)]
             loss, acc = w * l1 + (1.0 - w) * l2, w * a1 + (1.0 - w) * a2
