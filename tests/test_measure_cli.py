@@ -15,7 +15,7 @@ BAD = {
     "unknown host": ["--nodes", "2", "--hosts", "no-such-host.invalid:2"],
     "bad slots": ["--hosts", "h1:x"],
     "too few slots": ["--devices-per-node", "8", "--hosts", "localhost:2"],
-    "nodes without hosts": ["--nodes", "2"],
+    "emulated nodes, several devices": ["--nodes", "2", "--devices-per-node", "1,2"],
     "unknown arch": ["--arch", "resnet7"],
     "missing data": ["--data", "/nonexistent/fmnist"],
     "bad ar size": ["--ar-sizes", "4K,lots"],

@@ -84,3 +84,21 @@ def test_allreduce_table_from_a_users_timeline(tmp_path):
     assert g0["algbw"] == pytest.approx(8000 / 2.1e-3)
     g1 = df[df.tensor == "HorovodAllreduce_grad_1"].iloc[0]
     assert g1["size_bytes"] == 80 and g1["negotiate_time"] == 0.0 and g1["calls"] == 1
+
+
+def test_fit_and_report_read_a_users_timeline(tmp_path):
+    """A timeline is a `fit` source (fused tensors -> one allreduce message) and a report section."""
+    from scalesim.fit.observations import read_source
+    from scalesim.report.html import ReportRequest, write_report
+
+    marks = [{"ph": "X", "name": "0", "ts": 150, "pid": 1, "dur": 0},
+             {"ph": "X", "name": "1", "ts": 390, "pid": 1, "dur": 0}]
+    path = _write(tmp_path / "t.json", EVENTS[:2] + marks + EVENTS[2:])
+    table = timeline.read_allreduce(path)
+    ar = read_source(path).allreduce
+    assert set(ar["num_replicas"]) == {2.0} and set(ar["num_nodes"]) == {1.0}
+    assert ar["size_bytes"].sum() == pytest.approx(table["size_bytes"].sum())
+    out = tmp_path / "r.html"
+    assert write_report(ReportRequest([str(path)], out=str(out))) == 0
+    page = out.read_text()
+    assert "Horovod Timeline: allreduce per tensor" in page and "HorovodAllreduce_grad_0" in page

@@ -46,6 +46,10 @@ class _Pins:
 
 
 def _user_fixed(fixed: dict | None) -> dict:
+    # A bandwidth and the overlap exponent divide the model: 0 would write a model file nobody can load.
+    zero = [k for k, v in (fixed or {}).items() if v <= 0 and (k in ALIASES or k == "gamma")]
+    if zero:
+        raise UsageError(f"--fix {zero[0]} must be positive (a bandwidth or gamma of 0 has no meaning)")
     fixed = {ALIASES.get(k, k): (1.0 / v if k in ALIASES else v) for k, v in (fixed or {}).items()}
     unknown = [k for k in fixed if k not in SPACE]
     if unknown:

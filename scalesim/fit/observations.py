@@ -75,11 +75,14 @@ def _per_config(steps, source: str):
         prod, ins = g[g["mode"] == "production"], g[g["mode"] == "instrumented"]
         if len(prod):
             row["step_time"] = float(step_time[(cid, "production")])
-        if len(ins):
-            split = ins[[c for c in ("data_time", "compute_time", "update_time") if c in ins]].sum(axis=1, min_count=1)
-            row["compute_time"] = float(split.groupby(ins["step"]).mean().median())
-            if "allreduce_time" in ins:
-                row["allreduce_time"] = float(ins.groupby("step")["allreduce_time"].mean().median())
+        # The split comes from instrumented steps (measure); runs of the training core or a user's
+        # recorder time it inside the production step itself and have no instrumented rows.
+        timed = ins if len(ins) else prod if "compute_time" in prod and prod["compute_time"].notna().any() else ins
+        if len(timed):
+            split = timed[[c for c in ("data_time", "compute_time", "update_time") if c in timed]].sum(axis=1, min_count=1)
+            row["compute_time"] = float(split.groupby(timed["step"]).mean().median())
+            if "allreduce_time" in timed:
+                row["allreduce_time"] = float(timed.groupby("step")["allreduce_time"].mean().median())
             if not len(prod):  # no production steps: the serial instrumented step is all we have
                 row["step_time"] = float(step_time[(cid, "instrumented")])
         if row["num_replicas"] == 1:
@@ -157,6 +160,35 @@ def read_curve(path, batch_size: float | None = None) -> Observations:
     return Observations(_frame(), _frame(), c, noise, None, {}, [str(path)])
 
 
+def read_timeline(path) -> Observations:
+    """A Horovod Timeline (`--timeline-filename`) from a user's own job: its per-tensor allreduces as
+    allreduce observations (size_bytes, time). The file records no placement: its ranks are taken as
+    one node, so it informs the intra-node link only."""
+    from ..measure import timeline
+
+    if not timeline.is_timeline(path):
+        raise DataError(f"{path}: a .json input must be a Horovod Timeline file (a JSON array of trace events)")
+    t = timeline.read_allreduce(path)
+    n = t["num_replicas"].iloc[0] if len(t) else None
+    if not n or n < 2:
+        raise DataError(f"{path}: the timeline shows no allreduce across 2 or more ranks")
+    t = t[np.isfinite(t["size_bytes"].astype(float)) & (t["allreduce_time"].astype(float) > 0)]
+    if t.empty:
+        raise DataError(f"{path}: no allreduce in the timeline records its tensor size and time")
+    import pandas as pd
+
+    # Tensors fused into one buffer share one ALLREDUCE span: per tensor, each would look like a tiny
+    # message taking the whole fused time. Spans within 2 % of each other are one message of their summed size.
+    t = t.sort_values("allreduce_time")
+    times = t["allreduce_time"].astype(float).to_numpy()
+    group = np.concatenate([[0], np.cumsum(times[1:] > times[:-1] * 1.02)])
+    fused = t.assign(group=group).groupby("group").agg(size_bytes=("size_bytes", "sum"), time=("allreduce_time", "mean"))
+    ar = pd.DataFrame({"num_nodes": 1.0, "num_replicas": float(n), "replicas_per_node": float(n),
+                       "size_bytes": fused["size_bytes"].astype(float).to_numpy(),
+                       "time": fused["time"].astype(float).to_numpy()})
+    return Observations(_frame(), ar, _frame(), _frame(), None, {}, [str(path)])
+
+
 def read_source(path, batch_size: float | None = None) -> Observations:
     """batch_size: the global batch of training-curve files that have no batch_size column and no
     exact validation-<B>.csv name."""
@@ -167,8 +199,10 @@ def read_source(path, batch_size: float | None = None) -> Observations:
         return read_run(p)
     if not p.exists():
         raise DataError(f"{p}: no such file or directory")
+    if p.suffix.lower() == ".json":
+        return read_timeline(p)
     if p.suffix.lower() != ".csv":
-        raise DataError(f"{p}: expected a run directory or a .csv trace")
+        raise DataError(f"{p}: expected a run directory, a .csv trace or a Horovod Timeline .json")
     head = traces._read_csv(p, nrows=0).columns
     cols = {c.strip() for c in head}
     if traces.is_throughput_trace(cols):

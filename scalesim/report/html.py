@@ -67,17 +67,27 @@ def write_report(req: ReportRequest) -> int:
         check_output(req.out, [*req.runs, req.model, req.validation, req.prediction])
     from .sweep import load_sweep, split_sweeps, sweep_sections
 
-    sweep_paths, run_paths = split_sweeps(req.runs)
+    from .timeline import split_timelines
+
+    timeline_paths, rest = split_timelines(req.runs)
+    sweep_paths, run_paths = split_sweeps(rest)
     sweeps = [load_sweep(p) for p in sweep_paths]
     runs = inputs.load_runs(run_paths)
     model = inputs.load_model(req.model) if req.model else None
     val = inputs.load_validation(req.validation) if req.validation else None
     pred = inputs.load_prediction(req.prediction) if req.prediction else None
+    if timeline_paths and not run_paths and not req.out:
+        req = ReportRequest(req.runs, req.model, req.validation, req.prediction,
+                            f"reports/{Path(timeline_paths[0]).stem}.html", req.png, req.title, req.answer)
     out = _out_path(req, runs) if run_paths or not sweeps else _out_path(
         ReportRequest(req.runs, out=req.out or f"reports/{sweeps[0].path.resolve().name}.html"), runs)
 
     secs = sweep_sections(sweeps) + (sections.all_sections(runs, model, req.model, val, pred)
                                      if run_paths or model or val or pred else [])
+    if timeline_paths:
+        from . import timeline
+
+        secs.append(timeline.section(timeline_paths))
     secs = [_answer(req, model, runs)] + secs  # the answer comes first, before any chart
     ids = [sw.path.resolve().name for sw in sweeps] + [r[0] for r in runs.manifests]
     title = req.title or ("scalesim report: " + (", ".join(ids) if ids else "model and predictions"))

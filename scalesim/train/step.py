@@ -135,7 +135,7 @@ class Trainer:
                 v.assign(s)
             g2, l2, a2 = self._compute_grads(x[h:], y[h:])
             for v, s in zip(stats, after1):
-                v.assign((s + v) // 2 if v.dtype.is_integer else (s + v) * 0.5)
+                v.assign((s + v) // 2 if tf.as_dtype(v.dtype).is_integer else (s + v) * 0.5)
             w = h / x.shape[0]
             grads = [w * a + (1.0 - w) * b for a, b in zip(g1, g2)]
             loss, acc = w * l1 + (1.0 - w) * l2, w * a1 + (1.0 - w) * a2
