@@ -65,8 +65,10 @@ def test_source_detection(tmp_path):
         ob.load(_csv(tmp_path, "a,b\n1,2\n"))
     with pytest.raises(DataError, match="not a scalesim run directory"):
         ob.load(tmp_path)
-    with pytest.raises(DataError, match="expected a run directory or a .csv"):
+    with pytest.raises(DataError, match="must be a Horovod Timeline file"):
         ob.load(_csv(tmp_path, "x", name="t.json"))
+    with pytest.raises(DataError, match="expected a run directory, a .csv trace or a Horovod Timeline"):
+        ob.load(_csv(tmp_path, "x", name="t.txt"))
     with pytest.raises(DataError, match="not a readable CSV"):
         ob.load(_csv(tmp_path, "", name="empty.csv"))
 
