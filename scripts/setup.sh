@@ -36,6 +36,7 @@ command -v cmake >/dev/null || need_apt+=(cmake)
 command -v make >/dev/null || need_apt+=(make)
 # Emulated multi-node clusters (scalesim cluster, measure --nodes N) run one sshd per node.
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+{ command -v ip && command -v tc; } >/dev/null || need_apt+=(iproute2)   # namespaces, veth, tbf shaping
 python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 # `scalesim sweep` runs trials on Spark (pyspark 4 needs Java 17).
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)

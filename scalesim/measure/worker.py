@@ -45,7 +45,8 @@ class Measurer:
         import tensorflow as tf
 
         from ..train import data as tdata
-        from ..train.resnet import build_model, grad_bytes
+        from ..train.models import build
+        from ..train.resnet import grad_bytes
         from ..train.step import Trainer
 
         self.hvd, self.tf, self.cfg = hvd, tf, cfg
@@ -58,7 +59,7 @@ class Measurer:
         self.x, self.y = x, y
         classes = cfg.get("num_classes") or tdata.num_classes_of(cfg["dataset"], y, spec)
         # Any model: scalesim's ResNets, keras:<application>, module:function (scalesim.train.models).
-        model = build_model(cfg["model"], x.shape[1:], classes, seed=cfg.get("seed", 0), width=cfg.get("width"))
+        model = build(cfg["model"], x.shape[1:], classes, seed=cfg.get("seed", 0), width=cfg.get("width"))
         fp16 = bool(cfg.get("fp16_allreduce"))
         self.trainer = Trainer(model, fp16_allreduce=fp16)
         self.grad_bytes = grad_bytes(model) // (2 if fp16 else 1)   # bytes on the wire per allreduce

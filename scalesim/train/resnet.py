@@ -151,10 +151,9 @@ def build_model(name: str, input_shape, num_classes: int, ghost_batch=None, seed
                 width: int | None = None, zero_init_residual: bool = True) -> keras.Model:
     """A ResNet returning logits. width: filters of the first stage (16 for the CIFAR ResNets,
     64 for ResNet-50); smaller widths give cheap models for tests."""
-    if name not in MODELS:   # keras:<application> or module:function (scalesim.train.models)
-        from .models import build
-
-        return build(name, input_shape, num_classes, seed, width, ghost_batch, zero_init_residual)
+    if name not in MODELS:   # keras:<application> and module:function models: scalesim.train.models.build
+        raise UsageError(f"unknown ResNet {name!r} (choose from {', '.join(MODELS)}; any Keras model: "
+                         "scalesim.train.models.build)")
     if ghost_batch is not None and int(ghost_batch) <= 0:
         raise UsageError("ghost_batch must be a positive number of examples")
     b = _Builder(ghost_batch, seed)

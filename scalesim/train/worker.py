@@ -146,7 +146,8 @@ def train(cfg: TrainConfig, hvd, threads) -> int:
     from ..model.schedule import describe, lr_at
     from ..schema import RunDir
     from . import data, progress
-    from .resnet import build_model, count_params
+    from .models import build
+    from .resnet import count_params
     from .step import Trainer
 
     rank, size = hvd.rank(), hvd.size()
@@ -164,8 +165,8 @@ def train(cfg: TrainConfig, hvd, threads) -> int:
     recipe = cfg.recipe()
     schedule = recipe.schedule(cfg.batch)
 
-    model = build_model(cfg.model, x_tr.shape[1:], num_classes, cfg.ghost_batch, cfg.seed,
-                        cfg.width, cfg.zero_init_residual)
+    model = build(cfg.model, x_tr.shape[1:], num_classes, seed=cfg.seed, width=cfg.width,
+                  ghost_batch=cfg.ghost_batch, zero_init_residual=cfg.zero_init_residual)
     trainer = Trainer(model, recipe, hvd if size > 1 else None, fp16_allreduce=getattr(cfg, "fp16_allreduce", False))
     trainer.broadcast_variables()
     hosts = hosts_facts(hvd)
