@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 
@@ -38,22 +37,11 @@ def parse(argv=None):
 
 
 def launch(args) -> int:
-    from scalesim.train import hvdrun
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _relaunch import under_horovodrun
 
-    here = os.path.abspath(__file__)
-    cmd = [hvdrun.horovodrun_path(), "-np", str(args.ranks), "-H", f"localhost:{args.ranks}", "--gloo",
-           sys.executable, here, "--worker", "--local-batch", str(args.local_batch), "--rounds",
-           str(args.rounds), "--block", str(args.block), "--warmup", str(args.warmup)]
-    env = hvdrun.rank_env()
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(here)) + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    for line in out.stdout.splitlines():
-        rank, text = hvdrun.split_prefix(line)
-        if rank == 0:
-            print(text)
-    if out.returncode:
-        print(out.stdout[-2000:], out.stderr[-2000:], file=sys.stderr)
-    return out.returncode
+    return under_horovodrun(__file__, args.ranks, ["--local-batch", str(args.local_batch), "--rounds", str(args.rounds),
+                                                  "--block", str(args.block), "--warmup", str(args.warmup)])
 
 
 def worker(args) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,21 +33,10 @@ def parse(argv=None):
 
 
 def launch(args) -> int:
-    from scalesim.train import hvdrun
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _relaunch import under_horovodrun
 
-    here = os.path.abspath(__file__)
-    cmd = [hvdrun.horovodrun_path(), "-np", str(args.ranks), "-H", f"localhost:{args.ranks}", "--gloo",
-           sys.executable, here, "--worker", *sys.argv[1:]]
-    env = hvdrun.rank_env()
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(here)) + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    for line in out.stdout.splitlines():
-        rank, text = hvdrun.split_prefix(line)
-        if rank == 0:
-            print(text)
-    if out.returncode:
-        print(out.stdout[-3000:], out.stderr[-3000:], file=sys.stderr)
-    return out.returncode
+    return under_horovodrun(__file__, args.ranks, sys.argv[1:])
 
 
 def worker(args) -> int:
