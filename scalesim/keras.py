@@ -86,30 +86,25 @@ class GradientReducer:
         self.fp16_allreduce = bool(fp16_allreduce)
         self.probe = tf.Variable(tf.fill([4], tf.constant(math.nan, tf.float64)), trainable=False,
                                  name="scalesim_probe")
-        self.grad_bytes = None
+
+    def _allreduce(self, grads: list, dense: list) -> list:
+        """grads with every non-None entry averaged over the ranks (None entries stay None)."""
+        if self.size == 1:
+            return grads
+        hvd = self.hvd
+        comp = hvd.Compression.fp16 if self.fp16_allreduce else hvd.Compression.none
+        reduced = iter(hvd.grouped_allreduce(dense, op=hvd.Average, compression=comp))
+        return [next(reduced) if g is not None else None for g in grads]
 
     def __call__(self, grads):
         grads = list(grads)
         dense = [g for g in grads if g is not None]
         if not self.record:
-            if self.size == 1:
-                return grads
-            hvd = self.hvd
-            comp = hvd.Compression.fp16 if self.fp16_allreduce else hvd.Compression.none
-            reduced = iter(hvd.grouped_allreduce(dense, op=hvd.Average, compression=comp))
-            return [next(reduced) if g is not None else None for g in grads]
-        self.grad_bytes = int(sum(int(np.prod(g.shape)) * (2 if self.fp16_allreduce else g.dtype.size)
-                                  for g in dense))
+            return self._allreduce(grads, dense)
         with tf.control_dependencies(dense):
             t_grads = tf.timestamp()
         local_sq = sqnorm(dense)
-        if self.size > 1:
-            hvd = self.hvd
-            comp = hvd.Compression.fp16 if self.fp16_allreduce else hvd.Compression.none
-            reduced = iter(hvd.grouped_allreduce(dense, op=hvd.Average, compression=comp))
-            out = [next(reduced) if g is not None else None for g in grads]
-        else:
-            out = grads
+        out = self._allreduce(grads, dense)
         reduced_dense = [g for g in out if g is not None]
         with tf.control_dependencies(reduced_dense):
             t_reduced = tf.timestamp()
@@ -170,7 +165,7 @@ class _Session:
     def __init__(self, run_dir, model, local_batch: int, reducer: GradientReducer, name: str | None,
                  tensorboard: bool, flush_steps: int, source: str):
         from .train.worker import hosts_facts, versions
-        from .train.resnet import count_params
+        from .train.resnet import count_params, grad_bytes
 
         if not (isinstance(local_batch, int) and local_batch > 0):
             raise ValueError(f"local_batch must be a positive int (got {local_batch!r})")
@@ -182,7 +177,7 @@ class _Session:
         threads = tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0))
         self.run = RunDir(run_dir) if rank == 0 else None
         params = count_params(model)
-        grad_bytes = 4 * params // (2 if reducer.fp16_allreduce else 1)
+        wire_bytes = grad_bytes(model, reducer.fp16_allreduce)
         if self.run is not None:
             if self.run.exists():
                 raise FileExistsError(f"{self.run.path} already holds a run; choose another directory")
@@ -196,7 +191,7 @@ class _Session:
                 "configs": [{"config_id": "train", "num_nodes": len(hosts), "num_replicas": n,
                              "local_batch": local_batch, "global_batch": n * local_batch, "status": "running",
                              "error": None}]})
-        self.recorder = StepRecorder(self.hvd, self.run, Layout.of(hosts, n, local_batch, threads), grad_bytes,
+        self.recorder = StepRecorder(self.hvd, self.run, Layout.of(hosts, n, local_batch, threads), wire_bytes,
                                      tensorboard=tensorboard, flush_steps=flush_steps)
         self.global_batch = n * local_batch
         self.step = self.epochs = 0

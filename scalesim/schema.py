@@ -94,9 +94,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-_atomic_write_bytes = atomic_write_bytes  # the name other modules imported first
-
-
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Strict JSON (NaN/inf become null, so any JSON reader can open the file), written atomically."""
     text = json.dumps(_finite(obj), indent=2, sort_keys=False, default=_jsonable, allow_nan=False)

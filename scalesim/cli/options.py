@@ -1,6 +1,7 @@
 """Option groups that several commands share, defined once (typer Annotated types), and the
 functions that read them into domain values. Only typer and the light domain modules are imported
 here; parsing a flag's text goes through scalesim.units, the one parser per kind of quantity."""
+import inspect
 from typing import Annotated, List, Optional
 
 import typer
@@ -99,26 +100,50 @@ def int_list(text: Optional[str], flag: str) -> Optional[List[int]]:
     return parse_int_list(text, flag) if text else None
 
 
-def target_spec(steps, epochs, dataset_size, metric=None):
-    from ..plan.spec import TargetSpec
+# The target / space / LR options, once for the three commands that share them (typer has no option
+# group): (parameter, annotation, default), in --help order. `plan_options` appends them to a command's
+# signature; the command takes them as **plan_args and reads them with `plan_specs`.
+PLAN_OPTIONS = (
+    ("target_time", OptTargetTime, None), ("target_steps", TargetSteps, None),
+    ("target_epochs", TargetEpochs, None), ("target_metric", TargetMetric, None),
+    ("dataset_size", DatasetSize, None), ("nodes", SpaceNodes, None), ("max_nodes", MaxNodes, None),
+    ("devices_per_node", DevicesPerNode, None), ("global_batch", GlobalBatch, None),
+    ("local_batch", LocalBatch, None), ("min_global_batch", MinGlobalBatch, 16),
+    ("max_global_batch", MaxGlobalBatch, None), ("batch_sizes", BatchSizes, 64),
+    ("max_local_batch", MaxLocalBatch, None), ("ref_lr", RefLR, None), ("ref_batch", RefBatch, None),
+    ("warmup_epochs", WarmupEpochs, None),
+)
+
+
+def plan_options(time_required: bool = False):
+    """Decorator: replace the command's **plan_args with the PLAN_OPTIONS parameters (keyword-only, after
+    its own; --help groups them in their panels, so the listing is as if written out)."""
+    def attach(fn):
+        sig = inspect.signature(fn)
+        own = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        plan = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=default)
+                for name, ann, default in PLAN_OPTIONS]
+        if time_required:  # predict: a budget is the question itself
+            plan[0] = inspect.Parameter("target_time", inspect.Parameter.KEYWORD_ONLY, annotation=TargetTime)
+        fn.__signature__ = sig.replace(parameters=own + plan)
+        return fn
+    return attach
+
+
+def plan_specs(plan: dict):
+    """A plan_options command's **plan_args -> (target time in s or None, TargetSpec, SpaceSpec, LRSpec)."""
+    from ..plan.spec import LRSpec, SpaceSpec, TargetSpec
     from ..units import parse_count
 
-    return TargetSpec(steps, epochs, parse_count(dataset_size, "--dataset-size") if dataset_size else None, metric)
-
-
-def space_spec(nodes, max_nodes, devices_per_node, global_batch, local_batch, min_global_batch, max_global_batch,
-               batch_sizes, max_local_batch):
-    from ..plan.spec import SpaceSpec
-
-    return SpaceSpec(int_list(nodes, "--nodes"), max_nodes, int_list(devices_per_node, "--devices-per-node"),
-                     int_list(global_batch, "--global-batch"), int_list(local_batch, "--local-batch"),
-                     min_global_batch, max_global_batch, batch_sizes, max_local_batch)
-
-
-def lr_spec(ref_lr, ref_batch, warmup_epochs):
-    from ..plan.spec import LRSpec
-
-    return LRSpec(ref_lr, ref_batch, warmup_epochs)
+    p = plan
+    size = parse_count(p["dataset_size"], "--dataset-size") if p["dataset_size"] else None
+    target = TargetSpec(p["target_steps"], p["target_epochs"], size, p["target_metric"])
+    space = SpaceSpec(int_list(p["nodes"], "--nodes"), p["max_nodes"],
+                      int_list(p["devices_per_node"], "--devices-per-node"),
+                      int_list(p["global_batch"], "--global-batch"), int_list(p["local_batch"], "--local-batch"),
+                      p["min_global_batch"], p["max_global_batch"], p["batch_sizes"], p["max_local_batch"])
+    return (duration(p["target_time"], "--target-time"), target, space,
+            LRSpec(p["ref_lr"], p["ref_batch"], p["warmup_epochs"]))
 
 
 def duration(text: Optional[str], flag: str) -> Optional[float]:

@@ -5,6 +5,7 @@ from .options import Annotated, Optional, typer
 P_COMPUTE, P_NET = "compute per device (one of)", "gradient and network"
 
 
+@o.plan_options()
 def command(
     profile: Annotated[Optional[str], typer.Option(
         "--profile", metavar="NAME", help="hardware profile from scalesim/profiles (see --list-profiles)")] = None,
@@ -50,25 +51,9 @@ def command(
     b_noise: Annotated[Optional[float], typer.Option(
         "--b-noise", metavar="B", rich_help_panel=P_NET,
         help="gradient noise scale; without it the samples to reach the target do not depend on the batch")] = None,
-    target_time: o.OptTargetTime = None,
-    target_steps: o.TargetSteps = None,
-    target_epochs: o.TargetEpochs = None,
-    target_metric: o.TargetMetric = None,
-    dataset_size: o.DatasetSize = None,
-    nodes: o.SpaceNodes = None,
-    max_nodes: o.MaxNodes = None,
-    devices_per_node: o.DevicesPerNode = None,
-    global_batch: o.GlobalBatch = None,
-    local_batch: o.LocalBatch = None,
-    min_global_batch: o.MinGlobalBatch = 16,
-    max_global_batch: o.MaxGlobalBatch = None,
-    batch_sizes: o.BatchSizes = 64,
-    max_local_batch: o.MaxLocalBatch = None,
-    ref_lr: o.RefLR = None,
-    ref_batch: o.RefBatch = None,
-    warmup_epochs: o.WarmupEpochs = None,
     frontier_rows: o.FrontierRows = 8,
     json: o.Json = False,
+    **plan_args,
 ):
     """What-if predictions for clusters you do not own (a profile, a baseline or a fitted model)."""
     from ..errors import UsageError
@@ -93,12 +78,9 @@ def command(
         inter_bw=opt(parse_rate, inter_bw, "--inter-bw"),
         inter_latency=opt(parse_duration, inter_latency, "--inter-latency"), algorithm=algorithm,
         fusion_bytes=opt(parse_bytes, fusion_bytes, "--fusion-bytes"), num_tensors=num_tensors, gamma=gamma)
+    target_time, target, space, lr = o.plan_specs(plan_args)
     plan = simulate(network=net, compute=hardware.ComputeSpec(device_speed, baseline, baseline_local_batch),
                     model=model, profile=profile, b_noise=b_noise,
-                    target_time=o.duration(target_time, "--target-time"),
-                    target=o.target_spec(target_steps, target_epochs, dataset_size, target_metric),
-                    space=o.space_spec(nodes, max_nodes, devices_per_node, global_batch, local_batch,
-                                       min_global_batch, max_global_batch, batch_sizes, max_local_batch),
-                    lr=o.lr_spec(ref_lr, ref_batch, warmup_epochs), frontier_rows=frontier_rows)
+                    target_time=target_time, target=target, space=space, lr=lr, frontier_rows=frontier_rows)
     o.emit(plan, json, before=describe(plan))
     return 0

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from .. import procs
 from . import cgroup, enter, net, preflight, sshd
 from . import state as st
 from .plan import DEFAULT_SUBNET, ClusterPlan, Node, format_rate, hosts_file, make_plan, resolv_conf, ssh_client_config
@@ -239,11 +240,7 @@ def _signal_all(pids, sig) -> None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"   # a zombie has already exited
-    except OSError:
-        return False
+    return procs.start_time(pid) is not None   # None: gone, or a zombie (already exited)
 
 
 def _rmdir_if_unused(path: str) -> None:

@@ -19,9 +19,9 @@ from ..errors import DataError
 from ..model.perf import PARAMS, PerfParams
 from ..modelfile import FittedModel, perf_to_dict
 from . import observations as ob
-from .perf import fit_perf, from_perf
+from .perf import _model_value, fit_perf, from_perf
 from .stateff import fit_stateff
-from .validate import row_keys
+from .validate import comparison, mape_by_quantity, row_keys
 
 _BY_FIT_NAME = {p.fit_name: p for p in PARAMS}
 
@@ -38,7 +38,8 @@ def model_name(name: str) -> str:
 
 
 def model_value(name: str, v: float) -> float:
-    return 1.0 / v if _BY_FIT_NAME[name].scale == "inv" else v
+    """Fitted coordinate value -> model-file value (inv_bw_intra 1e-9 -> bw_intra 1e9)."""
+    return _model_value(_BY_FIT_NAME[name], v)
 
 
 def intervals(boots: list, free: list, level: float = 90.0, estimate: PerfParams | None = None) -> tuple[dict, list]:
@@ -54,9 +55,10 @@ def intervals(boots: list, free: list, level: float = 90.0, estimate: PerfParams
         return {}, []
     lo, hi = (100 - level) / 2, 100 - (100 - level) / 2
     point = from_perf(estimate) if estimate is not None else {}
+    coords = [from_perf(b) for b in boots]
     out, recentred = {}, []
     for name in free:
-        vals = np.array([model_value(name, from_perf(b)[name]) for b in boots], float)
+        vals = np.array([model_value(name, c[name]) for c in coords], float)
         vals = vals[np.isfinite(vals)]
         if not vals.size:
             continue
@@ -74,8 +76,6 @@ def intervals(boots: list, free: list, level: float = 90.0, estimate: PerfParams
 
 def quality(perf: PerfParams, steps) -> dict:
     """In-sample MAPE per measured quantity (as `validate` computes it)."""
-    from .validate import comparison, mape_by_quantity
-
     return mape_by_quantity(comparison(perf, steps)) if len(steps) else {}
 
 

@@ -74,8 +74,11 @@ def worker_command(rd: RunDir, cfg: dict, n: int, ids: list[str], bench: bool) -
             "--placement", hvdrun.hosts_arg(hosts)]
     # horovodrun caches its ssh check per host name in ~/.horovod; emulated clusters reuse names.
     # The node's interface only when ranks span nodes: a one-host launch rendezvous on 127.0.0.1.
-    extra = ["--disable-cache"] + (["--network-interfaces", cfg["network_interface"]]
-                                   if cfg.get("network_interface") and len(hosts) > 1 else []) if cfg["hosts"] else []
+    extra = []
+    if cfg["hosts"]:
+        extra = ["--disable-cache"]
+        if cfg.get("network_interface") and len(hosts) > 1:
+            extra += ["--network-interfaces", cfg["network_interface"]]
     return hvdrun.build_command(n, hosts, "scalesim.measure.worker",
                                 args + (["--allreduce-bench"] if bench else []), extra)
 
@@ -119,7 +122,7 @@ def run_launch(rd: RunDir, n: int, ids: list[str], bench: bool, attempt: int, ba
                         break
                     if time.monotonic() - last_progress > timeout:
                         timed_out = True
-                        _kill(proc)
+                        procs.end(proc)   # the launch's process group: horovodrun and ranks
                     continue
                 if line is None:
                     break
@@ -131,7 +134,7 @@ def run_launch(rd: RunDir, n: int, ids: list[str], bench: bool, attempt: int, ba
                 last_progress = time.monotonic()
                 current = _handle(rd, n, ev, res, current, rank_errors, bar)
         except BaseException:
-            _kill(proc)
+            procs.end(proc)
             raise
         finally:
             rc = proc.wait()
@@ -159,11 +162,6 @@ def _pump(stream, lines: queue.Queue) -> None:
     for line in stream:
         lines.put(line)
     lines.put(None)
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    # The launch runs in its own session: signal only that process group (horovodrun and ranks).
-    procs.end(proc)
 
 
 class _Log:

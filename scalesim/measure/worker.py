@@ -62,7 +62,7 @@ class Measurer:
         model = build(cfg["model"], x.shape[1:], classes, seed=cfg.get("seed", 0), width=cfg.get("width"))
         fp16 = bool(cfg.get("fp16_allreduce"))
         self.trainer = Trainer(model, fp16_allreduce=fp16)
-        self.grad_bytes = grad_bytes(model) // (2 if fp16 else 1)   # bytes on the wire per allreduce
+        self.grad_bytes = grad_bytes(model, fp16)   # bytes on the wire per allreduce
         self.model_info = {"name": cfg["model"], "params": grad_bytes(model) // 4, "grad_bytes": self.grad_bytes,
                            "width": cfg.get("width"), "input_shape": list(x.shape[1:]), "num_classes": int(classes),
                            "fp16_allreduce": fp16}

@@ -179,8 +179,8 @@ def comm_factory(net: dict, base: CommParams | None = None):
     fitted model's CommParams when the network comes from it; its per-step overheads, pair sharing and
     jitter are kept (only latency, bandwidth and algorithm come from `net`)."""
     def comm_for(g: int) -> CommParams:
-        missing = [k for k, need in (("--inter-bw", True), ("--intra-bw", g > 1)) if need and
-                   not net["inter_bw" if k == "--inter-bw" else "intra_bw"]]
+        missing = [flag for flag, key, need in (("--inter-bw", "inter_bw", True), ("--intra-bw", "intra_bw", g > 1))
+                   if need and not net[key]]
         if missing:
             raise UsageError(f"the network needs {' and '.join(missing)} (or a --profile)")
         share = g if (net["algorithm"] in ("hierarchical", "rhd") and not net["from_model"]) else 1

@@ -133,18 +133,13 @@ def build_target(spec: TargetSpec, stateff: dict | None, ref_batch: int,
     if len(given) > 1:
         raise UsageError(f"give one of --target-steps, --target-epochs, --target-metric, not both "
                          f"({' and '.join(given)})")
+    # the values themselves were checked when the TargetSpec was built (__post_init__)
     if spec.metric is not None:
-        if not math.isfinite(spec.metric):
-            raise UsageError("--target-metric must be a finite number")
         return _metric_target(spec, stateff, ref_batch)
     if spec.steps is not None:
-        if not 0 < spec.steps < math.inf:
-            raise UsageError("--target-steps must be positive")
         return search.Target("samples", spec.steps * ref_batch, ref_batch,
                              f"{spec.steps:g} steps at global batch {ref_batch}")
     if spec.epochs is not None:
-        if not 0 < spec.epochs < math.inf:
-            raise UsageError("--target-epochs must be positive")
         n = spec.dataset_size or dataset_size
         if not n:
             raise UsageError("--target-epochs needs --dataset-size (samples per epoch)")
@@ -183,8 +178,6 @@ def build_space(spec: SpaceSpec, *, default_devices: list[int], b_noise: float |
     nodes = sorted(spec.nodes) if spec.nodes else list(range(1, (spec.max_nodes or DEFAULT_MAX_NODES) + 1))
     if nodes[-1] > MAX_NODES:
         raise UsageError(f"--nodes: at most {MAX_NODES} nodes")
-    if spec.max_local_batch is not None and spec.max_local_batch < 1:
-        raise UsageError("--max-local-batch must be at least 1")
     global_b, local_b = _batches(spec, b_noise)
     devices = list(spec.devices_per_node) if spec.devices_per_node else default_devices
     return search.Space(nodes, devices, global_b, local_b, spec.max_local_batch, cores_per_host, threads_per_rank)

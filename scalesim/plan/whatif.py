@@ -28,7 +28,7 @@ def override(model: FittedModel, gamma: float | None = None, **given) -> FittedM
             for b in model.bootstrap]
     replaced = sorted(comm) + (["gamma"] if gamma is not None else [])
     meta = dict(model.meta or {})
-    meta["what_if"] = {k: v for k, v in {**comm, **({"gamma": gamma} if gamma is not None else {})}.items()}
+    meta["what_if"] = {**comm, **({"gamma": gamma} if gamma is not None else {})}
     # A replaced parameter is no longer unknown, nor pinned, nor an interval of the fit.
     meta["unidentified"] = [k for k in meta.get("unidentified", []) if k not in replaced]
     ivs = {k: v for k, v in (model.intervals or {}).items() if k not in replaced}
@@ -42,8 +42,9 @@ def unpinned_assumptions(model: FittedModel, num_nodes, num_replicas) -> list[st
 
     meta = model.meta or {}
     nn, nr = np.asarray(num_nodes, float), np.asarray(num_replicas, float)
-    multi, intra = bool((nn > 1).any()), bool(((nn == 1) & (nr > 1)).any() or ((nr / np.maximum(nn, 1)) > 1).any())
-    used = set(k for k in ("alpha_c", "beta_c", "kappa", "colocation", "cv", "gamma"))
+    # intra: some placement has two or more ranks on a host (one host with n > 1 is such a placement)
+    multi, intra = bool((nn > 1).any()), bool(((nr / np.maximum(nn, 1)) > 1).any())
+    used = {"alpha_c", "beta_c", "kappa", "colocation", "cv", "gamma"}
     if multi:
         used |= {"overhead_inter", "alpha_inter", "bw_inter", "pair_sharing", "jitter"}
     if intra:

@@ -173,6 +173,7 @@ def count_params(model, trainable_only: bool = True) -> int:
     return int(sum(int(ops.size(v)) for v in vs))
 
 
-def grad_bytes(model) -> int:
-    """Bytes allreduced per step: float32 gradients of the trainable variables."""
-    return 4 * count_params(model)
+def grad_bytes(model, fp16_allreduce: bool = False) -> int:
+    """Bytes allreduced per step: float32 gradients of the trainable variables (float16 on the
+    wire with fp16_allreduce: hvd.Compression.fp16)."""
+    return 4 * count_params(model) // (2 if fp16_allreduce else 1)

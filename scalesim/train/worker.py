@@ -167,7 +167,7 @@ def train(cfg: TrainConfig, hvd, threads) -> int:
 
     model = build(cfg.model, x_tr.shape[1:], num_classes, seed=cfg.seed, width=cfg.width,
                   ghost_batch=cfg.ghost_batch, zero_init_residual=cfg.zero_init_residual)
-    trainer = Trainer(model, recipe, hvd if size > 1 else None, fp16_allreduce=getattr(cfg, "fp16_allreduce", False))
+    trainer = Trainer(model, recipe, hvd if size > 1 else None, fp16_allreduce=cfg.fp16_allreduce)
     trainer.broadcast_variables()
     hosts = hosts_facts(hvd)
     initial = weight_arrays(model, "init") if cfg.dump_weights else None
@@ -180,7 +180,7 @@ def train(cfg: TrainConfig, hvd, threads) -> int:
     from .resnet import grad_bytes
 
     recorder = StepRecorder(hvd, run, Layout.of(hosts, size, cfg.local_batch, threads[0]),
-                            grad_bytes(model) // (2 if getattr(cfg, "fp16_allreduce", False) else 1))
+                            grad_bytes(model, cfg.fp16_allreduce))
     renderer = progress.Renderer() if lead and cfg.progress == "bar" else None
 
     def report(event, **kw):
