@@ -52,6 +52,17 @@ def command(
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", metavar="N", rich_help_panel=P_TRIAL,
                                                      help="at most N steps per epoch")] = None,
     ref_batch: Annotated[int, typer.Option("--ref-batch", rich_help_panel=P_TRIAL)] = 256,
+    decay_epochs: Annotated[Optional[str], typer.Option(
+        "--decay-epochs", metavar="E1,E2", rich_help_panel=P_TRIAL,
+        help="epochs at which the LR is multiplied by --decay-factor")] = None,
+    decay_factor: Annotated[float, typer.Option("--decay-factor", rich_help_panel=P_TRIAL)] = 0.1,
+    ghost_batch: Annotated[Optional[int], typer.Option(
+        "--ghost-batch", metavar="G", rich_help_panel=P_TRIAL,
+        help="normalise BN over groups of G examples (Goyal's per-worker BN)")] = None,
+    points: Annotated[Optional[str], typer.Option(
+        "--points", metavar="FILE", rich_help_panel=P_GRID,
+        help="JSON list of trials to run in order instead of the grid's lists x seeds (a study's points; "
+             "each may also set epochs and decay_epochs)")] = None,
     out: Annotated[Optional[str], typer.Option(
         "--out", "-o", metavar="DIR", help="sweep directory (default data/sweeps/sweep-<arch>-<search>-<time>)")] = None,
     resume: Annotated[Optional[str], typer.Option(
@@ -86,7 +97,10 @@ def command(
                              "'global_batch=log:128..8192,ref_lr=log:0.01..1,warmup_epochs=0..10'")
         base = dict(model=arch, epochs=epochs, dataset=dataset, data=str(Path(data).resolve()) if data else None,
                     train_subset=train_subset, test_subset=test_subset, max_steps=max_steps, width=width,
-                    nodes=devices_per_node, threads=threads_per_rank, ref_batch=ref_batch, progress="none")
+                    nodes=devices_per_node, threads=threads_per_rank, ref_batch=ref_batch, progress="none",
+                    decay_epochs=list(_epochs(decay_epochs)), decay_factor=decay_factor, ghost_batch=ghost_batch)
+        listed = _points(points, search, dict(global_batch=global_batch, lr_rule=lr_rule, warmup_epochs=warmup_epochs,
+                                              ref_lr=ref_lr, seeds=seeds))
         axes = {"global_batch": parse_list("global_batch", global_batch), "lr_rule": parse_list("lr_rule", lr_rule),
                 "warmup_epochs": parse_list("warmup_epochs", warmup_epochs), "ref_lr": parse_list("ref_lr", ref_lr)}
         if search != "grid":   # single values of the grid options fix what the space leaves out
@@ -98,7 +112,8 @@ def command(
                                      f"--space '{name}=...' instead")
                 base["batch" if name == "global_batch" else name] = vals[0]
         spec = SweepSpec(base=base, search=search, axes=axes if search == "grid" else {}, space=space or "",
-                         seeds=seed_list(seeds), trials=trials, objective=objective, sampler_seed=sampler_seed)
+                         seeds=seed_list(seeds), trials=trials, objective=objective, sampler_seed=sampler_seed,
+                         points=tuple(listed))
         target = out or f"data/sweeps/sweep-{arch}-{search}-{time.strftime('%Y%m%d-%H%M%S')}"
         if Path(target).exists() and any(Path(target).iterdir()):
             raise UsageError(f"{target} is not empty; choose another --out (or --resume it if it is a sweep)")
@@ -121,3 +136,36 @@ def command(
     if failed:
         print(f"{len(failed)} trial(s) failed; `scalesim sweep --resume {target}` re-runs only those")
     return 1 if failed and not done else 0
+
+
+GRID_DEFAULTS = dict(global_batch="256", lr_rule="linear", warmup_epochs="5", ref_lr="0.1", seeds="1")
+
+
+def _points(path, search: str, given: dict) -> list:
+    """The trials of --points FILE ([] without it); the grid's lists must then be left unset."""
+    if path is None:
+        return []
+    from ..errors import UsageError
+    from ..schema import read_json
+    from ..sweep.space import parse_points
+
+    if search != "grid":
+        raise UsageError(f"--points lists a grid's trials; --search {search} proposes its own")
+    set_too = [k for k, v in given.items() if v != GRID_DEFAULTS[k]]
+    if set_too:
+        raise UsageError(f"--points gives every trial's parameters; drop --{set_too[0].replace('_', '-')}")
+    return parse_points(read_json(path), path)
+
+
+def _epochs(text):
+    from ..errors import UsageError
+
+    if not text:
+        return ()
+    try:
+        vals = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise UsageError(f"--decay-epochs: not a comma-separated list of epochs: {text!r}") from None
+    if any(not v > 0 for v in vals):
+        raise UsageError(f"--decay-epochs must be positive epochs (got {text!r})")
+    return vals

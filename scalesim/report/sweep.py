@@ -4,6 +4,7 @@ history with its best-so-far line and the best trial. A sweep directory is recog
 sweep.json; its trials' run directories are not drawn one by one."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import NamedTuple
@@ -41,6 +42,10 @@ def load_sweep(path) -> Sweep:
         df = table.frame(table.read(path))
     except Exception as e:  # noqa: BLE001 - one line naming the sweep
         raise DataError(f"{path}: unreadable {table.TABLE} ({type(e).__name__}: {e})") from None
+    if not df.empty:   # from the parameters, so rows written by older versions group the same way
+        from ..sweep.space import arm
+
+        df["arm"] = [arm(json.loads(p)) for p in df["params"]]
     return Sweep(Path(path), spec, df if not df.empty else pd.DataFrame(columns=table.LEAD + table.TAIL))
 
 
@@ -64,7 +69,7 @@ def history(trials):
     return done
 
 
-def _objective_chart(points, objective: str):
+def _objective_chart(points, objective: str, b_simple: float = math.nan, b_label: str = ""):
     import altair as alt
 
     x = alt.X("global_batch:Q", title="global batch", scale=alt.Scale(type="log", base=2),
@@ -75,8 +80,14 @@ def _objective_chart(points, objective: str):
     line = base.mark_line(point=True).encode(
         y="mean:Q", tooltip=["arm:N", "global_batch:Q", alt.Tooltip("mean:Q", format=".4f"),
                              alt.Tooltip("lo:Q", format=".4f"), alt.Tooltip("hi:Q", format=".4f"), "seeds:Q"])
-    return (bars + line).properties(width=520, height=300, title=alt.TitleParams(
-        f"{objective} vs global batch", subtitle="error bars: min..max over seeds", anchor="start"))
+    layers = bars + line
+    if math.isfinite(b_simple) and b_simple > 0:
+        from .arms import noise_rule
+
+        layers = layers + noise_rule(b_simple, b_label)
+    return layers.properties(width=520, height=300, title=alt.TitleParams(
+        f"{objective} vs global batch", subtitle="error bars: min..max over seeds"
+        + ("; dashed: B_simple measured in training" if math.isfinite(b_simple) else ""), anchor="start"))
 
 
 def _history_chart(hist, objective: str):
@@ -108,12 +119,24 @@ def sweep_sections(sweeps: list) -> list:
                   "; ".join(f"{k}={','.join(map(str, v))}" for k, v in spec.axes.items()) if spec.search == "grid"
                   else spec.space), ("seeds", ",".join(map(str, spec.seeds)))]
         points = arm_points(trials)
+        from .arms import arm_table, loss_chart, loss_curves, trial_b_simple
+
+        if not trials.empty:
+            trials = trials.assign(b_simple=trial_b_simple(sw.path, trials))
+        b_ref, b_label = _baseline_noise(trials)
         if points.empty:
             notes.append("No finished trial yet: nothing to draw (resume the sweep with `scalesim sweep --resume`).")
         else:
             _add(charts, notes, f"{name}-objective", "the objective chart",
-                 lambda: _objective_chart(points, spec.objective))
+                 lambda: _objective_chart(points, spec.objective, b_ref, b_label))
+            curves = loss_curves(sw.path, trials)
+            if not curves.empty:
+                _add(charts, notes, f"{name}-loss", "the training-loss curves", lambda: loss_chart(curves))
         html = kv_table(facts)
+        header, rows = arm_table(trials) if not points.empty else ([], [])
+        if rows:
+            html += (f"<h3>{esc(spec.objective)} by global batch and arm (mean ± std over seeds)</h3>"
+                     + grid_table(header, rows))
         if spec.search != "grid" and not points.empty:
             hist = history(trials)
             _add(charts, notes, f"{name}-history", "the trial history", lambda: _history_chart(hist, spec.objective))
@@ -122,11 +145,24 @@ def sweep_sections(sweeps: list) -> list:
                 [("trial", int(best["trial_id"])), (spec.objective, f"{best['objective']:.4f}"),
                  ("parameters", best["params"]), ("run directory", best["run_dir"]),
                  ("wall time (s)", f"{best['wall_time']:.1f}")])
-        cols = ["trial_id", "status", "objective", "arm", "global_batch", "seed", "wall_time", "attempts", "error"]
+        cols = ["trial_id", "status", "objective", "arm", "global_batch", "seed", "b_simple", "wall_time", "attempts",
+                "error"]
         rows = [[_cell(r.get(c)) for c in cols] for r in trials.sort_values("trial_id").to_dict("records")]
         html += "<h3>trials</h3>" + grid_table(cols, rows)
         out.append(Section(f"sweep-{esc(name)}", f"Sweep {name}", charts, notes, html))
     return out
+
+
+def _baseline_noise(trials) -> tuple[float, str]:
+    """Mean whole-run B_simple of the smallest batch's finished trials (the reference runs)."""
+    if trials.empty or "b_simple" not in trials or "global_batch" not in trials:
+        return math.nan, ""
+    done = trials[(trials["status"] == "done") & trials["b_simple"].notna()]
+    if done.empty:
+        return math.nan, ""
+    b0 = done["global_batch"].min()
+    v = done.loc[done["global_batch"] == b0, "b_simple"].astype(float)
+    return float(v.mean()), f"B_simple at B={int(b0)}: {v.mean():.0f}"
 
 
 def _cell(v):

@@ -34,6 +34,12 @@ class SweepSpec(NamedTuple):
     trials: int = 0                 # bayes/random: number of trials
     objective: str = "test_error"
     sampler_seed: int = 0
+    points: tuple = ()              # grid: an explicit list of trials instead of axes x seeds
+
+
+def grid_points(spec: "SweepSpec") -> list[dict]:
+    """A grid sweep's trials, in run order."""
+    return [dict(p) for p in spec.points] if spec.points else grid(spec.axes, spec.seeds)
 
 
 class Session(NamedTuple):
@@ -56,7 +62,7 @@ def check(spec: SweepSpec) -> SweepSpec:
         raise UsageError(f"objective {spec.objective} needs test-set evaluation (drop --no-eval)")
     nodes = int(spec.base.get("nodes", 1))
     if spec.search == "grid":
-        points = grid(spec.axes, spec.seeds)
+        points = grid_points(spec)
         odd = sorted({p["global_batch"] for p in points if p.get("global_batch", nodes) % nodes})
         if odd:
             raise UsageError(f"global batch {odd[0]} is not a multiple of the {nodes} ranks per trial")
@@ -69,7 +75,7 @@ def check(spec: SweepSpec) -> SweepSpec:
 
     from ..train.data import check_available
 
-    for p in points[:1] + points[-1:]:
+    for p in points if spec.points else points[:1] + points[-1:]:
         cfg = config_for(TrialSpec(0, p, spec.base, "", spec.objective))
         TrainConfig.check(cfg)
     check_available(cfg.dataset, cfg.data)
@@ -79,12 +85,14 @@ def check(spec: SweepSpec) -> SweepSpec:
 def spec_to_json(spec: SweepSpec) -> dict:
     d = spec._asdict()
     d["seeds"], d["axes"] = list(spec.seeds), {k: list(v) for k, v in spec.axes.items()}
+    d["points"] = [dict(p) for p in spec.points]
     return d
 
 
 def spec_from_json(d: dict) -> SweepSpec:
     d = dict(d)
     d["seeds"], d["axes"] = tuple(d.get("seeds", (0,))), {k: tuple(v) for k, v in d.get("axes", {}).items()}
+    d["points"] = tuple(d.get("points") or ())
     return SweepSpec(**{k: v for k, v in d.items() if k in SweepSpec._fields})
 
 
@@ -150,7 +158,7 @@ class _Loop:
         self.base = {**spec.base, "threads": str(slots.threads)}
         if spec.search == "grid":
             self.search = GridSearch([])
-            rows = rows or [table.new_row(i, p) for i, p in enumerate(grid(spec.axes, spec.seeds))]
+            rows = rows or [table.new_row(i, p) for i, p in enumerate(grid_points(spec))]
         else:
             self.search = OptunaSearch(spec.search, parse_space(spec.space), spec.trials, spec.seeds,
                                        spec.sampler_seed)

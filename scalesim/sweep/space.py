@@ -19,6 +19,8 @@ PARAMS = {"global_batch": int, "ref_lr": float, "warmup_epochs": float, "lr_rule
           "ref_batch": int, "momentum": float, "weight_decay": float}
 INTEGER = ("global_batch", "ref_batch")
 LR_RULES = ("linear", "sqrt", "none")
+# A --points file may also give a trial its own budget: (the 2x-longer baseline of a study).
+POINT_ONLY = {"epochs": int, "decay_epochs": tuple}
 
 
 class Range(NamedTuple):
@@ -125,10 +127,51 @@ def grid(axes: dict, seeds: tuple[int, ...]) -> list[dict]:
             for combo in itertools.product(*(axes[n] for n in names)) for s in seeds]
 
 
+def parse_points(items, source: str = "--points") -> list[dict]:
+    """An explicit list of trials (a study's points, in run order): each a dict over PARAMS,
+    POINT_ONLY and `seed` (default 0). Checked here so that a bad file fails before any trial."""
+    if not isinstance(items, list) or not items:
+        raise UsageError(f"{source}: need a non-empty JSON list of trials, e.g. "
+                         '[{"global_batch": 256, "lr_rule": "linear", "warmup_epochs": 5, "seed": 0}]')
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise UsageError(f"{source}: trial {i} is not an object")
+        unknown = sorted(set(item) - set(PARAMS) - set(POINT_ONLY) - {"seed"})
+        if unknown:
+            raise UsageError(f"{source}: trial {i} has unknown parameter {unknown[0]!r}; use "
+                             f"{', '.join([*PARAMS, *POINT_ONLY, 'seed'])}")
+        p = {}
+        for k, v in item.items():
+            if k == "seed":
+                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                    raise UsageError(f"{source}: trial {i}: seed must be a non-negative integer (got {v!r})")
+                p[k] = v
+            elif k == "decay_epochs":
+                if not isinstance(v, list) or any(isinstance(e, bool) or not isinstance(e, (int, float)) or not e > 0
+                                                  for e in v):
+                    raise UsageError(f"{source}: trial {i}: decay_epochs must be a list of positive epochs")
+                p[k] = [float(e) for e in v]
+            elif k == "epochs":
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                    raise UsageError(f"{source}: trial {i}: epochs must be a positive integer (got {v!r})")
+                p[k] = v
+            else:
+                if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+                    raise UsageError(f"{source}: trial {i}: {k} must be a {PARAMS[k].__name__} (got {v!r})")
+                p[k] = _typed(k, v)
+        p.setdefault("seed", 0)
+        out.append(p)
+    return out
+
+
 def arm(params: dict) -> str:
-    """The arm of a trial: everything but global batch and seed ('lr_rule=linear,warmup_epochs=5')."""
+    """The arm of a trial: everything but global batch and seed ('lr_rule=linear,warmup_epochs=5';
+    a --points trial with its own epochs is an arm of its own)."""
     return ",".join(f"{k}={_fmt(params[k])}" for k in sorted(params) if k not in ("global_batch", "seed"))
 
 
 def _fmt(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return "|".join(_fmt(e) for e in v)
     return f"{v:g}" if isinstance(v, float) else str(v)

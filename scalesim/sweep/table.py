@@ -31,7 +31,8 @@ def new_row(trial_id: int, params: dict) -> dict:
     from .space import arm
 
     nan = float("nan")
-    return {"trial_id": trial_id, "status": "pending", "objective": nan, **params, "arm": arm(params),
+    scalar = {k: v for k, v in params.items() if not isinstance(v, (list, tuple))}   # lists live in params
+    return {"trial_id": trial_id, "status": "pending", "objective": nan, **scalar, "arm": arm(params),
             "params": json.dumps(params, sort_keys=True), "test_error": nan, "test_loss": nan, "train_loss": nan,
             "epochs_done": 0, "wall_time": nan, "worker_time": nan, "train_seconds": nan, "started": None,
             "finished": None, "attempts": 0, "error": None, "run_dir": None, "engine": None, "worker_pid": None}

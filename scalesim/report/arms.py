@@ -1,0 +1,97 @@
+"""A grid sweep read as Goyal et al. 2017 read theirs: the objective as mean ± std over seeds by
+global batch and arm (their Table 1), the training-loss curves of the smallest batch beside the
+largest batches for every arm (their Figure 1), and the gradient noise scale B_simple each trial
+measured while it trained (McCandlish et al. 2018), to mark on the objective-vs-batch chart."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+WINDOWS = 48          # points per training-loss curve
+
+
+def arm_table(trials):
+    """(header, rows): one row per global batch, one 'mean ± std (n)' cell per arm."""
+    done = trials[trials["status"] == "done"]
+    if done.empty or "global_batch" not in done:
+        return [], []
+    arms = sorted(done["arm"].unique())
+    rows = []
+    for b, g in done.groupby("global_batch"):
+        cells = []
+        for a in arms:
+            v = g.loc[g["arm"] == a, "objective"].astype(float)
+            v = v[v.notna()]
+            cells.append("" if v.empty else f"{v.mean():.4f}" + (f" ± {v.std():.4f}" if len(v) > 1 else "")
+                         + f" (n={len(v)})")
+        rows.append([int(b), *cells])
+    return ["global batch", *arms], rows
+
+
+def trial_b_simple(sweep_path: Path, trials):
+    """B_simple over each finished trial's whole run (its manifest's recording), NaN where absent."""
+    out = []
+    for r in trials.to_dict("records"):
+        v = math.nan
+        if r.get("status") == "done" and r.get("run_dir"):
+            try:
+                m = json.loads((Path(sweep_path) / r["run_dir"] / "manifest.json").read_text())
+                v = float((m.get("recording") or {}).get("b_simple") or math.nan)
+            except (OSError, ValueError, TypeError):
+                pass
+        out.append(v)
+    return out
+
+
+def loss_curves(sweep_path: Path, trials):
+    """Training loss per window (mean over seeds) vs epoch for the smallest global batch and the
+    two largest, every arm; from each trial's per-step `noise` table (its loss column)."""
+    import pandas as pd
+
+    from ..schema import RunDir
+
+    done = trials[trials["status"] == "done"]
+    if done.empty or "global_batch" not in done:
+        return pd.DataFrame(columns=["run", "epoch", "loss"])
+    batches = sorted(done["global_batch"].unique())
+    keep = {batches[0], *batches[-2:]}
+    rows = []
+    for r in done[done["global_batch"].isin(keep)].to_dict("records"):
+        run = RunDir(Path(sweep_path) / r["run_dir"])
+        if not run.has_table("noise"):
+            continue
+        n = run.read_table("noise").sort_values("step")
+        spe = int((run.read_manifest().get("dataset") or {}).get("steps_per_epoch") or 0)
+        if n.empty or spe <= 0:
+            continue
+        size = max(1, len(n) // WINDOWS)
+        n["w"] = n["step"] // size
+        g = n.groupby("w").agg(step=("step", "max"), loss=("loss", "mean"))
+        label = f"B={int(r['global_batch'])} {r['arm']}"
+        rows += [{"run": label, "epoch": (s + 1) / spe, "loss": float(v)} for s, v in zip(g["step"], g["loss"])]
+    df = pd.DataFrame(rows, columns=["run", "epoch", "loss"])
+    return df.groupby(["run", "epoch"], as_index=False)["loss"].mean() if not df.empty else df
+
+
+def loss_chart(curves):
+    import altair as alt
+
+    return alt.Chart(curves).mark_line().encode(
+        x=alt.X("epoch:Q", title="epoch"),
+        y=alt.Y("loss:Q", title="training loss (mean over seeds)", scale=alt.Scale(type="log")),
+        color=alt.Color("run:N", title=None), tooltip=["run:N", alt.Tooltip("epoch:Q", format=".2f"),
+                                                       alt.Tooltip("loss:Q", format=".4f")]
+    ).properties(width=520, height=300, title=alt.TitleParams(
+        "training loss: smallest vs largest global batches", subtitle="Goyal et al. 2017, Figure 1 form",
+        anchor="start"))
+
+
+def noise_rule(b_simple: float, label: str):
+    """A dashed vertical rule at the measured noise scale, for the objective-vs-batch chart."""
+    import altair as alt
+    import pandas as pd
+
+    d = pd.DataFrame([{"x": b_simple, "label": label}])
+    rule = alt.Chart(d).mark_rule(color="black", strokeDash=[4, 3]).encode(x="x:Q")
+    return rule + alt.Chart(d).mark_text(align="left", dx=4, y=10).encode(x="x:Q", text="label:N")
