@@ -87,3 +87,23 @@ def test_points_run_in_order_with_their_own_epochs_then_report(tmp_path, capsys)
     text = html.read_text()
     assert "test_error by global batch and arm (mean ± std over seeds)" in text
     assert "(n=2)" in text and "(n=1)" in text and "B_simple at B=32" in text
+    assert "a batch holds while its mean over seeds stays within 1 point" in text
+
+
+def test_sweep_answer_says_where_each_arm_breaks():
+    import pandas as pd
+
+    from scalesim.report.arms import arm_table, sweep_answer
+    from scalesim.report.sweep import Sweep
+    from scalesim.sweep.driver import SweepSpec
+
+    rows = [("ref", 64, 0.100), ("ref", 64, 0.102), ("long", 64, 0.090), ("ref", 256, 0.105), ("ref", 1024, 0.125),
+            ("ref", 4096, 0.300), ("none", 256, 0.150)]
+    df = pd.DataFrame([{"status": "done", "arm": a, "global_batch": b, "objective": o} for a, b, o in rows])
+    text = sweep_answer(Sweep(__import__("pathlib").Path("s"), SweepSpec(base={}), df))
+    assert "B = 64 (0.1010)" in text                       # mean of the arm that ran at larger batches too
+    assert "ref: held to B = 256, broke at 1024 (0.1250)" in text
+    assert "none: no larger batch held, broke at 256 (0.1500)" in text
+    header, table_rows = arm_table(df)
+    assert header == ["global batch", "long", "none", "ref"]
+    assert table_rows[0] == [64, "0.0900 (n=1)", "", "0.1010 ± 0.0014 (n=2)"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Goyal et al. 2017 at small scale: run, collect, analyse. See README.md.
 
-    python experiments/goyal/study.py run [--profile cpu|gpu|gpu56|quick] [--out DIR] [--no-emulated]
+    python experiments/goyal/study.py run [--profile cpu|gpu|gpu56|quick | --gpu] [--out DIR] [--no-emulated]
     python experiments/goyal/study.py collect [--profile P] [--out DIR] [--points-dir D]
     python experiments/goyal/study.py analyse [--profile P] [--points-dir D]
 
@@ -119,6 +119,8 @@ def main(argv=None) -> int:
     for name in ("run", "collect", "analyse"):
         s = sub.add_parser(name)
         s.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+        s.add_argument("--gpu", dest="profile", action="store_const", const="gpu",
+                       help="the GPU profile: ResNet-20, B_ref 256, 30 epochs (= --profile gpu)")
         s.add_argument("--out", default=None, help="raw runs (default data/goyal-<profile>)")
         s.add_argument("--points-dir", default=None, help="curated points (default experiments/goyal/points/<profile>)")
         if name == "run":

@@ -198,12 +198,13 @@ def _span(v: list) -> str:
     return str(v[0]) if len(v) == 1 else ", ".join(map(str, v)) if len(v) <= 5 else f"{v[0]}-{v[-1]}"
 
 
-def summary_only(summary, manifests, model) -> Section:
-    """No target: one paragraph on what was measured and its best configuration."""
-    parts = []
+def summary_only(summary, manifests, model, lead=()) -> Section:
+    """No target: one paragraph on what was measured and its best configuration (after `lead`,
+    what the report's sweeps found)."""
+    parts = list(lead)
     if summary is not None and not summary.empty:
         parts.append(_measured_sentence(summary, manifests))
-    elif manifests:
+    elif manifests and not lead:
         parts.append(f"{len(manifests)} run director{'ies' if len(manifests) != 1 else 'y'} given, but no usable "
                      "steps table: nothing measured to summarise yet.")
     if model is not None and getattr(model, "perf", None) is None:
@@ -219,7 +220,7 @@ def summary_only(summary, manifests, model) -> Section:
     return Section(ANCHOR, TITLE, [], [], "<p class=\"answer\">" + esc(" ".join(parts)) + "</p>")
 
 
-def section(req: AnswerRequest, model, summary, manifests) -> Section:
+def section(req: AnswerRequest, model, summary, manifests, lead=()) -> Section:
     if req.asked:
         return with_target(model, req)
-    return summary_only(summary, manifests, model)
+    return summary_only(summary, manifests, model, lead)

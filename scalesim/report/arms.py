@@ -95,3 +95,37 @@ def noise_rule(b_simple: float, label: str):
     d = pd.DataFrame([{"x": b_simple, "label": label}])
     rule = alt.Chart(d).mark_rule(color="black", strokeDash=[4, 3]).encode(x="x:Q")
     return rule + alt.Chart(d).mark_text(align="left", dx=4, y=10).encode(x="x:Q", text="label:N")
+
+
+def sweep_answer(sweep) -> str:
+    """One sentence per grid sweep: how far the global batch grew before the objective left the
+    smallest batch's (by more than 1 point of an error, or 1 % of a loss), for each arm."""
+    trials, objective = sweep.trials, sweep.spec.objective
+    done = trials[trials["status"] == "done"] if not trials.empty else trials
+    if done.empty or "global_batch" not in done or done["global_batch"].nunique() < 2:
+        return ""
+    means = done.groupby(["arm", "global_batch"])["objective"].mean().astype(float)
+    b0 = int(done["global_batch"].min())
+    # the reference is an arm that also ran at larger batches (not, say, a longer check of one batch only)
+    multi = [a for a, g in means.groupby(level="arm") if len(g) > 1]
+    ref = means.xs(b0, level="global_batch")
+    ref = ref[ref.index.isin(multi)] if ref.index.isin(multi).any() else ref
+    if ref.empty:
+        return ""
+    base = float(ref.min())
+    tol = 0.01 if objective.endswith("error") else 0.01 * abs(base)
+    said = []
+    for arm_name, g in means.groupby(level="arm"):
+        g = g.droplevel("arm").sort_index()
+        g = g[g.index > b0]
+        if g.empty:
+            continue
+        over = g[g > base + tol]
+        ok = g[g <= base + tol]
+        first_bad = int(over.index[0]) if not over.empty else None
+        last_ok = [int(b) for b in ok.index if first_bad is None or b < first_bad]
+        said.append(f"{arm_name}: " + (f"held to B = {last_ok[-1]}" if last_ok else "no larger batch held")
+                    + (f", broke at {first_bad} ({g[first_bad]:.4f})" if first_bad else " (no break in the grid)"))
+    what = "1 point" if objective.endswith("error") else "1 %"
+    return (f"Sweep {sweep.path.name}: against the best {objective} at the smallest global batch B = {b0} "
+            f"({base:.4f}), a batch holds while its mean over seeds stays within {what}. " + "; ".join(said) + ".")

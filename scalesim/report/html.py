@@ -33,14 +33,16 @@ def _out_path(req, runs) -> Path:
     return out
 
 
-def _answer(req: ReportRequest, model, runs):
+def _answer(req: ReportRequest, model, runs, sweeps=()):
     from . import answer, frames
+    from .arms import sweep_answer
 
     ask = req.answer or answer.AnswerRequest()
     if ask.asked and model is None:
         raise UsageError("a target (--target-time / --target-steps / --target-epochs / --target-metric) needs "
                          "--model: the recommendation comes from the fitted model")
-    return answer.section(ask, model, frames.config_summary(runs.tables["steps"]), runs.manifests)
+    return answer.section(ask, model, frames.config_summary(runs.tables["steps"]), runs.manifests,
+                          [t for sw in sweeps for t in [sweep_answer(sw)] if t])
 
 
 def write_pngs(sections, out: Path) -> list:
@@ -88,7 +90,7 @@ def write_report(req: ReportRequest) -> int:
         from . import timeline
 
         secs.append(timeline.section(timeline_paths))
-    secs = [_answer(req, model, runs)] + secs  # the answer comes first, before any chart
+    secs = [_answer(req, model, runs, sweeps)] + secs  # the answer comes first, before any chart
     ids = [sw.path.resolve().name for sw in sweeps] + [r[0] for r in runs.manifests]
     title = req.title or ("scalesim report: " + (", ".join(ids) if ids else "model and predictions"))
     used = [f"runs: {', '.join(req.runs)}" if req.runs else None, f"model: {req.model}" if req.model else None,

@@ -115,9 +115,7 @@ def sweep_sections(sweeps: list) -> list:
                  ("trials", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none yet"),
                  ("arch", spec.base.get("model")), ("epochs per trial", spec.base.get("epochs")),
                  ("ranks per trial", spec.base.get("nodes", 1)),
-                 ("grid" if spec.search == "grid" else "space",
-                  "; ".join(f"{k}={','.join(map(str, v))}" for k, v in spec.axes.items()) if spec.search == "grid"
-                  else spec.space), ("seeds", ",".join(map(str, spec.seeds)))]
+                 *_grid_facts(spec)]
         points = arm_points(trials)
         from .arms import arm_table, loss_chart, loss_curves, trial_b_simple
 
@@ -151,6 +149,14 @@ def sweep_sections(sweeps: list) -> list:
         html += "<h3>trials</h3>" + grid_table(cols, rows)
         out.append(Section(f"sweep-{esc(name)}", f"Sweep {name}", charts, notes, html))
     return out
+
+
+def _grid_facts(spec) -> list:
+    if getattr(spec, "points", ()):
+        return [("points", f"{len(spec.points)} trials listed with --points (in run order)")]
+    return [("grid" if spec.search == "grid" else "space",
+             "; ".join(f"{k}={','.join(map(str, v))}" for k, v in spec.axes.items()) if spec.search == "grid"
+             else spec.space), ("seeds", ",".join(map(str, spec.seeds)))]
 
 
 def _baseline_noise(trials) -> tuple[float, str]:
