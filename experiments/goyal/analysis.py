@@ -51,6 +51,10 @@ def baseline(points: list[dict], ref_batch: int, epochs: int) -> dict:
         out.update(long_seed=lp["seed"], long_error=err_pct(lp),
                    long_gap=(same - err_pct(lp)) if same is not None else math.nan)
         out["trained"] = bool(math.isfinite(out["long_gap"]) and out["long_gap"] <= 0.5)
+    # every budget the first seed's baseline ran with (the study's, 2x, and any longer check)
+    seed = ref[0]["seed"] if ref else 0
+    out["series"] = {p["epochs"]: err_pct(p) for p in sorted(points, key=lambda q: q["epochs"])
+                     if p["global_batch"] == ref_batch and p["ranks"] == 1 and p["seed"] == seed}
     return out
 
 

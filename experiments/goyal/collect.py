@@ -92,13 +92,14 @@ def cmd_collect(a) -> int:
     dest = Path(a.points_dir or HERE / "points" / profile.name)
     dest.mkdir(parents=True, exist_ok=True)
     n = 0
-    sweep = out / "sweep"
-    for r in table.read(sweep) if sweep.is_dir() else []:
-        if r["status"] == "done" and r.get("run_dir"):
-            p = curate(sweep / r["run_dir"], profile, 1, float(r["wall_time"]))
-            if p is not None:
-                write_json(dest / f"{p['id']}.json", p)
-                n += 1
+    sweeps = sorted(d for d in out.glob("sweep*") if (d / "sweep.json").is_file())   # sweep, sweep-long, ...
+    for sweep in sweeps:
+        for r in table.read(sweep):
+            if r["status"] == "done" and r.get("run_dir"):
+                p = curate(sweep / r["run_dir"], profile, 1, float(r["wall_time"]))
+                if p is not None:
+                    write_json(dest / f"{p['id']}.json", p)
+                    n += 1
     emulated = []
     for d in sorted((out / "emulated").glob("B*")) if (out / "emulated").is_dir() else []:
         if d.is_dir():
@@ -107,7 +108,7 @@ def cmd_collect(a) -> int:
                 write_json(dest / f"{p['id']}.json", p)
                 emulated.append({"id": p["id"], "elapsed": p["wall_time"]})
                 n += 1
-    sessions = json.loads((sweep / "sweep.json").read_text()).get("sessions", []) if sweep.is_dir() else []
+    sessions = [dict(s, sweep=d.name) for d in sweeps for s in json.loads((d / "sweep.json").read_text()).get("sessions", [])]
     write_json(dest / "_timing.json", {"sweep_sessions": sessions, "emulated": emulated})
     print(f"{n} points -> {dest}")
     return 0
@@ -171,6 +172,9 @@ def markdown(profile, base, rows, brk, noise, emu, timing) -> str:
     if "long_error" in base:
         L.append(f"Same run (seed {base['long_seed']}) trained {2 * E} epochs: {base['long_error']:.2f} %; "
                  f"gap {base['long_gap']:+.2f} points ({'within' if base['trained'] else 'NOT within'} 0.5).")
+    if len(base.get("series", {})) > 2:
+        L.append("Baseline (first seed) by epoch budget: " + ", ".join(
+            f"{e} epochs {v:.2f} %" for e, v in sorted(base["series"].items())) + ".")
     L += ["", "## Table 1 form: test error (%), mean ± std over seeds", "",
           "| global batch | B / B_ref | η peak | steps | warmup steps (c) | (a) " + ARMS["a"] + " | (b) " + ARMS["b"]
           + " | (c) " + ARMS["c"] + " |", "|---:|---:|---:|---:|---:|---|---|---|"]
