@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path[:0] = [str(HERE), str(REPO)]
 
-from protocol import PROFILES, points, sweep_args, train_args  # noqa: E402
+from protocol import PROFILES, parts, sweep_args, train_args  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent if (Path(sys.executable).parent / "scalesim").exists() \
     else REPO / ".venv" / "bin"   # not resolved: a venv's python links to the base interpreter
@@ -42,16 +42,19 @@ def die(msg: str):
     sys.exit(2)
 
 
-def run_sweep(profile, out: Path) -> int:
-    sweep = out / "sweep"
+def run_sweep(profile, out: Path, name: str, pts: list, parallel: int | None = None) -> int:
+    sweep = out / name
     if (sweep / "sweep.json").is_file():
         log(f"resuming {sweep}")
         cmd = [SCALESIM, "sweep", "--resume", str(sweep)]
     else:
         out.mkdir(parents=True, exist_ok=True)
-        pts = out / "points.json"
-        pts.write_text(json.dumps(points(profile), indent=1) + "\n")
-        cmd = [SCALESIM, "sweep", "--points", str(pts), "--out", str(sweep), *sweep_args(profile)]
+        f = out / f"points{name[len('sweep'):]}.json"
+        f.write_text(json.dumps(pts, indent=1) + "\n")
+        args = sweep_args(profile)
+        if parallel:
+            args[args.index("--parallel") + 1] = str(parallel)
+        cmd = [SCALESIM, "sweep", "--points", str(f), "--out", str(sweep), *args]
     log(" ".join(cmd))
     return subprocess.call(cmd, cwd=REPO)
 
@@ -106,7 +109,10 @@ def cmd_run(a) -> int:
     profile = PROFILES[a.profile]
     out = Path(a.out or f"data/goyal-{profile.name}").resolve()
     t0 = time.time()
-    rc = run_sweep(profile, out)
+    rc = 0
+    for name, pts in parts(profile).items():
+        # one trial alone gets one slot: a second would sit idle
+        rc = run_sweep(profile, out, name, pts, 1 if len(pts) == 1 else None) or rc
     if not a.no_emulated and profile.emulated:
         rc = run_emulated(profile, out) or rc
     log(f"study wall time this session: {time.time() - t0:.0f} s")
