@@ -44,7 +44,7 @@ def test_cpu_protocol_meets_the_issue():
 
 def _pt(batch, arm, seed, err, epochs=6, ranks=1, windows=()):
     return {"global_batch": batch, "arm": arm, "seed": seed, "test_error": err / 100, "epochs": epochs,
-            "ranks": ranks, "peak_lr": 0.1 * batch / 64, "steps_per_epoch": 60000 // batch, "warmup_steps": 0,
+            "ranks": ranks, "ref_lr": 0.1, "steps_per_epoch": 60000 // batch, "warmup_steps": 0,
             "windows": list(windows), "epochs_table": [{"train_loss": 0.3}], "images_per_sec": 1000.0}
 
 
@@ -62,6 +62,7 @@ def test_analysis_baseline_table_break_and_noise():
     assert base["long_gap"] == pytest.approx(0.2) and base["trained"] is True
     rows = an.table(pts, 64, 6)
     assert [r["global_batch"] for r in rows] == [64, 128, 256, 512]
+    assert rows[3]["peak_lr"] == pytest.approx(0.8) and rows[3]["steps"] == 6 * (60000 // 512)
     assert rows[0]["a"].n == 3 and rows[3]["b"].mean == 30.0 and rows[2]["c"].n == 1   # emulated point kept apart
     brk = an.break_batch(rows, base["cell"], "c")
     assert brk["1pt"] == 512 and brk["1pt_last_ok"] == 256          # 11.5 > 11.0; 10.9 is within
@@ -69,8 +70,9 @@ def test_analysis_baseline_table_break_and_noise():
     # B_simple is the ratio of step-weighted means: (200*10 + 600*30)/40 / ((2*10 + 1*30)/40) = 400
     assert an.window_b_simple(w) == pytest.approx(400.0)
     assert an.window_b_simple(w, 1.0, 2.0) == pytest.approx(600.0)
-    noise = an.noise_scale(pts, 64, 6)
+    noise = an.noise_scale(pts, 64, 6, 1.0)
     assert noise["whole"].mean == pytest.approx(400.0) and noise["whole"].n == 3
+    assert noise["peak_phase"].mean == pytest.approx(100.0)
     assert an.ratio_text(512, 400.0).startswith("1.28 (within")
     assert an.ratio_text(None, 400.0) == "–"
     emu = an.emulated_pairs(pts, 6)

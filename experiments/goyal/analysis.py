@@ -64,8 +64,9 @@ def table(points: list[dict], ref_batch: int, epochs: int) -> list[dict]:
     rows = []
     for b in sorted({p["global_batch"] for p in pts}):
         here = [p for p in pts if p["global_batch"] == b]
-        some = here[0]
-        row = {"global_batch": b, "peak_lr": some["peak_lr"], "steps": some["steps_per_epoch"] * epochs,
+        # the linear rule's peak and arm c's warmup (arm a keeps eta_ref and has none)
+        some = next((p for p in here if p["arm"] in ("c", "ref")), here[0])
+        row = {"global_batch": b, "peak_lr": some["ref_lr"] * b / ref_batch, "steps": some["steps_per_epoch"] * epochs,
                "warmup_steps": some["warmup_steps"]}
         for arm in "abc":
             row[arm] = cell(err_pct(p) for p in here if p["arm"] in (arm, "ref"))
@@ -100,15 +101,17 @@ def window_b_simple(windows: list[dict], lo_epoch: float = 0.0, hi_epoch: float 
     return var / sqr if sqr > 0 else math.nan
 
 
-def noise_scale(points: list[dict], ref_batch: int, epochs: int) -> dict:
-    """B_simple of the baseline runs: whole run (mean +- std over seeds) and per epoch."""
+def noise_scale(points: list[dict], ref_batch: int, epochs: int, first_decay: float = math.inf) -> dict:
+    """B_simple of the baseline runs (mean +- std over seeds): whole run, the peak-rate phase
+    (up to the first decay) and per epoch."""
     ref = [p for p in main_points(points, epochs) if p["global_batch"] == ref_batch]
     whole = cell(window_b_simple(p["windows"]) for p in ref)
+    peak = cell(window_b_simple(p["windows"], 0.0, first_decay) for p in ref)
     per_epoch = [cell(window_b_simple(p["windows"], e, e + 1) for p in ref) for e in range(epochs)]
     by_batch = {}
     for p in main_points(points, epochs):
         by_batch.setdefault((p["global_batch"], p["arm"]), []).append(window_b_simple(p["windows"]))
-    return {"whole": whole, "per_epoch": per_epoch,
+    return {"whole": whole, "peak_phase": peak, "per_epoch": per_epoch,
             "by_batch": {k: cell(v) for k, v in sorted(by_batch.items())}}
 
 

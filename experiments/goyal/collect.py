@@ -131,7 +131,7 @@ def cmd_analyse(a) -> int:
     base = an.baseline(pts, ref, E)
     rows = an.table(pts, ref, E)
     brk = {arm: an.break_batch(rows, base["cell"], arm) for arm in "bc"}
-    noise = an.noise_scale(pts, ref, E)
+    noise = an.noise_scale(pts, ref, E, profile.decay_epochs[0])
     emu = an.emulated_pairs(pts, E)
     timing = json.loads((d / "_timing.json").read_text()) if (d / "_timing.json").is_file() else {}
     md = markdown(profile, base, rows, brk, noise, emu, timing)
@@ -183,15 +183,18 @@ def markdown(profile, base, rows, brk, noise, emu, timing) -> str:
         L.append(f"| {r['global_batch']} | {r['global_batch'] // ref} | {r['peak_lr']:.3g} | {r['steps']} | "
                  f"{r['warmup_steps']} | {r['a'].text()}{same} | {r['b'].text()}{same} | {r['c'].text()}{same} |")
     L += ["", "## Where the rule breaks, and the noise scale", ""]
-    w = noise["whole"]
-    L.append(f"B_simple over the baseline's whole run: {w.text()}; per epoch: "
-             + ", ".join(f"{c.mean:.0f}" for c in noise["per_epoch"]) + ".")
+    w, pk = noise["whole"], noise["peak_phase"]
+    L.append(f"B_simple of the baseline, whole run: {w.text()}; at the peak rate (epochs 0-{profile.decay_epochs[0]:g}, "
+             f"before the first decay): {pk.text()}; per epoch: "
+             + ", ".join(f"{c.mean:.0f}" for c in noise["per_epoch"]) + " (late epochs: |G|² near 0, the ratio is noise).")
     for arm in "cb":
         b = brk[arm]
         L.append(f"- arm ({arm}): break (> baseline + 1 pt = {b['1pt_limit']:.2f} %) at B = {b['1pt']} "
-                 f"(last batch within: {b['1pt_last_ok']}), ratio to whole-run B_simple {an.ratio_text(b['1pt'], w.mean)}; "
+                 f"(last batch within: {b['1pt_last_ok']}), ratio to B_simple: whole run {an.ratio_text(b['1pt'], w.mean)}, "
+                 f"peak phase {an.ratio_text(b['1pt'], pk.mean)}; "
                  f"break (> baseline mean + 2 std = {b['spread_limit']:.2f} %) at B = {b['spread']} "
-                 f"(last within: {b['spread_last_ok']}), ratio {an.ratio_text(b['spread'], w.mean)}.")
+                 f"(last within: {b['spread_last_ok']}), ratio: whole run {an.ratio_text(b['spread'], w.mean)}, "
+                 f"peak phase {an.ratio_text(b['spread'], pk.mean)}.")
     L += ["", "| global batch | arm | B_simple whole run (mean ± std) |", "|---:|---|---|"]
     for (b, arm), c in noise["by_batch"].items():
         L.append(f"| {b} | {arm} | {c.text()} |")
@@ -249,10 +252,14 @@ def figures(profile, pts, rows, base, noise, brk, dest: Path) -> None:
     bars = alt.Chart(tdf).mark_errorbar(ticks=True).encode(x=xs, y=alt.Y("lo:Q", title="test error (%)"), y2="hi:Q",
                                                            color="arm:N")
     w = noise["whole"]
-    marks = pd.DataFrame([{"x": w.mean, "label": f"B_simple (baseline, whole run) = {w.mean:.0f}"},
-                          {"x": base["cell"].mean, "label": ""}][:1])
+    pk = noise["peak_phase"]
+    marks = pd.DataFrame([{"x": w.mean, "label": f"B_simple whole run {w.mean:.0f}"},
+                          {"x": pk.mean, "label": f"B_simple at peak rate {pk.mean:.0f}"}])
+    marks = marks[marks["x"].apply(lambda v: math.isfinite(v) and v > 0)]
     rule = alt.Chart(marks).mark_rule(color="black", strokeDash=[4, 3]).encode(x="x:Q")
-    text = alt.Chart(marks).mark_text(align="left", dx=4, y=8).encode(x="x:Q", text="label:N")
+    marks = marks.assign(ypix=[8 + 14 * i for i in range(len(marks))])
+    text = alt.Chart(marks).mark_text(align="left", dx=4).encode(x="x:Q", text="label:N",
+                                                                 y=alt.Y("ypix:Q", scale=None))
     limit = alt.Chart(pd.DataFrame([{"y": base["cell"].mean + 1.0}])).mark_rule(color="grey").encode(y="y:Q")
     fig2 = (bars + lines + rule + text + limit).properties(
         width=520, height=320, title=alt.TitleParams("Test error vs global batch (mean ± std over seeds)",
