@@ -232,7 +232,7 @@ def figures(profile, pts, rows, base, noise, brk, dest: Path) -> None:
     fig1 = alt.Chart(cdf).mark_line().encode(
         x=alt.X("epoch:Q", title="epoch"), y=alt.Y("loss:Q", title="training loss (mean over seeds, 1/8-epoch windows)",
                                                     scale=alt.Scale(type="log")),
-        color=alt.Color("run:N", title=None), strokeDash=alt.StrokeDash("run:N", legend=None)
+        color=alt.Color("run:N", title=None, legend=alt.Legend(orient="bottom", columns=2, labelLimit=400))
     ).properties(width=520, height=300, title=f"Figure 1 form: training loss, B_ref = {ref} vs large batches")
     fig1.save(str(dest / "fig1-training-loss.png"), scale_factor=1.5)
     tab = []
@@ -246,9 +246,9 @@ def figures(profile, pts, rows, base, noise, brk, dest: Path) -> None:
     tdf = pd.DataFrame(tab)
     xs = alt.X("global_batch:Q", title="global batch", scale=alt.Scale(type="log", base=2),
                axis=alt.Axis(values=[float(r["global_batch"]) for r in rows], format="~g"))
-    lines = alt.Chart(tdf).mark_line(point=True).encode(x=xs, y=alt.Y("err:Q", title="test error (%)",
-                                                                       scale=alt.Scale(type="log")),
-                                                        color=alt.Color("arm:N", title=None))
+    lines = alt.Chart(tdf).mark_line(point=True).encode(
+        x=xs, y=alt.Y("err:Q", title="test error (%)", scale=alt.Scale(zero=False)),
+        color=alt.Color("arm:N", title=None, legend=alt.Legend(orient="bottom", labelLimit=400)))
     bars = alt.Chart(tdf).mark_errorbar(ticks=True).encode(x=xs, y=alt.Y("lo:Q", title="test error (%)"), y2="hi:Q",
                                                            color="arm:N")
     w = noise["whole"]
