@@ -109,3 +109,12 @@ def test_quick_study_end_to_end_and_resume(tmp_path):
     assert (pts / "figures" / "fig1-training-loss.png").stat().st_size > 1000
     assert "Table 1 form" in (pts / "tables.md").read_text()
     assert study("analyse", "--profile", "quick", "--points-dir", str(tmp_path / "none")).returncode == 2
+
+
+def test_gpu_profiles_keep_the_protocol_with_a_longer_budget():
+    pr = _mod("protocol")
+    for p in (pr.GPU, pr.GPU56):
+        assert p.arch in ("resnet20", "resnet56") and p.epochs > pr.CPU.epochs
+        assert max(p.batches) >= 32 * p.ref_batch and 60000 // (32 * p.ref_batch) * p.epochs >= 100
+        parts = pr.parts(p)
+        assert parts["sweep-long"][0]["epochs"] == 4 * p.epochs and len(parts["sweep-seeds"]) == 8
