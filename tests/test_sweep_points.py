@@ -79,6 +79,10 @@ def test_points_run_in_order_with_their_own_epochs_then_report(tmp_path, capsys)
     assert [(r["global_batch"], r["seed"], r["status"]) for r in rows] == [
         (32, 0, "done"), (32, 1, "done"), (32, 0, "done"), (128, 0, "done")]
     assert [r["epochs_done"] for r in rows] == [1, 1, 2, 1]
+    assert main(["sweep", "--resume", str(out)]) == 0                    # nothing left: runs nothing
+    sessions = json.loads((out / "sweep.json").read_text())["sessions"]
+    assert [s["trials_run"] for s in sessions] == [4, 0]
+    assert [r["attempts"] for r in table.read(out)] == [1, 1, 1, 1]
     m = json.loads((out / rows[3]["run_dir"] / "manifest.json").read_text())
     assert m["config"]["ghost_batch"] == 16 and m["config"]["decay_epochs"] == [0.5]
     assert m["config"]["warmup_epochs"] == 0.5 and m["recording"]["b_simple"] > 0

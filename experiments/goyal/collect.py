@@ -109,7 +109,9 @@ def cmd_collect(a) -> int:
                 started = json.loads((d / "manifest.json").read_text())["created"]
                 emulated.append({"id": p["id"], "started": started, "elapsed": p["wall_time"]})
                 n += 1
-    sessions = [dict(s, sweep=d.name) for d in sweeps for s in json.loads((d / "sweep.json").read_text()).get("sessions", [])]
+    # a resume that found nothing to run is not study time
+    sessions = [dict(s, sweep=d.name) for d in sweeps for s in json.loads((d / "sweep.json").read_text()).get("sessions", [])
+                if s.get("trials_run", 1) > 0]
     write_json(dest / "_timing.json", {"sweep_sessions": sessions, "emulated": emulated})
     print(f"{n} points -> {dest}")
     return 0

@@ -144,6 +144,7 @@ def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False, 
         m.setdefault("sessions", []).append({"started": started, "elapsed": wall, "resume": resume,
                                              "engine": eng.name, "master": getattr(eng, "master", None),
                                              "slots": in_flight, "threads_per_rank": slots.threads,
+                                             "trials_run": loop.dispatched,
                                              "engine_start_seconds": eng.start_seconds})
         write_json(out / MANIFEST, m)
     return Session(sorted(loop.rows, key=lambda r: r["trial_id"]), wall, eng.start_seconds, in_flight, slots.threads)
@@ -169,6 +170,7 @@ class _Loop:
         for r in self.todo:
             r["status"] = "pending"
         self.next_id = max((r["trial_id"] for r in rows), default=-1) + 1
+        self.dispatched = 0      # trials this session ran (a resume of a finished sweep runs none)
         self.lock = threading.Lock()
         table.write(out, rows)
 
@@ -197,6 +199,7 @@ class _Loop:
     def dispatch(self, r) -> tuple[dict, float]:
         with self.lock:
             r["attempts"] = int(r.get("attempts") or 0) + 1
+            self.dispatched += 1
             name = f"t{r['trial_id']:04d}" + (f"-a{r['attempts']}" if r["attempts"] > 1 else "")
             r.update(status="running", run_dir=f"runs/{name}", started=_now(), finished=None, error=None,
                      engine=self.eng.name, worker_pid=None)
