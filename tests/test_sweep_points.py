@@ -49,6 +49,7 @@ def test_parse_points_rejects(items, message):
     ("[{\"global_batch\": 64}]", ["--seeds", "3"], "drop --seeds"),
     ("[{\"global_batch\": 64}]", ["--search", "bayes", "--space", "ref_lr=0.1..1"], "--points lists a grid"),
     ("[{\"global_batch\": 64}]", ["--decay-epochs", "2,x"], "--decay-epochs"),
+    ("[{\"global_batch\": 64}, {\"global_batch\": 512}]", [], "global batch 512 is larger than the 256 training"),
 ])
 def test_cli_bad_points_one_line_exit_2(content, extra, message, tmp_path, capsys):
     f = tmp_path / "points.json"
@@ -57,6 +58,13 @@ def test_cli_bad_points_one_line_exit_2(content, extra, message, tmp_path, capsy
     rc = main(["sweep", *TINY, "--points", str(f), *extra, "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_grid_batch_larger_than_the_data_is_refused_before_training(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["sweep", *TINY, "--global-batch", "64,1024,128", "--out", str(out)]) == 2
+    assert "global batch 1024 is larger than the 256 training examples" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -111,3 +119,12 @@ def test_sweep_answer_says_where_each_arm_breaks():
     header, table_rows = arm_table(df)
     assert header == ["global batch", "long", "none", "ref"]
     assert table_rows[0] == [64, "0.0900 (n=1)", "", "0.1010 ± 0.0014 (n=2)"]
+
+
+def test_known_train_size():
+    from scalesim.train.data import known_train_size
+
+    assert known_train_size("fashion-mnist") == 60000
+    assert known_train_size("fashion-mnist", 256) == 256
+    assert known_train_size("synthetic", None, 8192) == 8192 and known_train_size("synthetic", 100, 8192) == 100
+    assert known_train_size("npz", 256) is None          # a user's data: only training knows

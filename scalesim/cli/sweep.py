@@ -75,7 +75,7 @@ def command(
     from pathlib import Path
 
     from ..errors import UsageError
-    from ..sweep.driver import SweepSpec, run_sweep
+    from ..sweep.driver import SweepSpec, check_batches, run_sweep
     from ..sweep.engines import check_master, make_engine
     from ..sweep.space import parse_list, seed_list
 
@@ -114,6 +114,7 @@ def command(
         spec = SweepSpec(base=base, search=search, axes=axes if search == "grid" else {}, space=space or "",
                          seeds=seed_list(seeds), trials=trials, objective=objective, sampler_seed=sampler_seed,
                          points=tuple(listed))
+        check_batches(spec)
         target = out or f"data/sweeps/sweep-{arch}-{search}-{time.strftime('%Y%m%d-%H%M%S')}"
         if Path(target).exists() and any(Path(target).iterdir()):
             raise UsageError(f"{target} is not empty; choose another --out (or --resume it if it is a sweep)")

@@ -75,11 +75,26 @@ def check(spec: SweepSpec) -> SweepSpec:
 
     from ..train.data import check_available
 
-    for p in points if spec.points else points[:1] + points[-1:]:
+    for p in points:
         cfg = config_for(TrialSpec(0, p, spec.base, "", spec.objective))
         TrainConfig.check(cfg)
     check_available(cfg.dataset, cfg.data)
     return spec
+
+
+def check_batches(spec: SweepSpec) -> None:
+    """The command line's extra check: no grid trial asks for a global batch larger than the data,
+    where the data's size is known without reading it (the Python API lets such a trial fail as data)."""
+    from ..train.data import known_train_size
+    from .trial import config_for
+
+    if spec.search != "grid":
+        return
+    for p in grid_points(spec):
+        cfg = config_for(TrialSpec(0, p, spec.base, "", spec.objective))
+        n = known_train_size(cfg.dataset, cfg.train_subset, cfg.synthetic_size)
+        if n is not None and cfg.batch > n:
+            raise UsageError(f"global batch {cfg.batch} is larger than the {n} training examples")
 
 
 def spec_to_json(spec: SweepSpec) -> dict:

@@ -87,6 +87,18 @@ def check_available(name: str, path=None) -> None:
         raise UsageError("dataset 'synthetic' takes no --data path")
 
 
+FASHION_MNIST_TRAIN = 60000
+
+
+def known_train_size(name: str, train_subset: int | None = None, synthetic_size: int | None = None) -> int | None:
+    """Training examples a run will have, where that is known without reading the data (None for a
+    user's npz or folder), so a batch larger than the data can be refused before any training."""
+    n = {"fashion-mnist": FASHION_MNIST_TRAIN, "synthetic": synthetic_size}.get(name)
+    if n is None:
+        return None
+    return min(n, train_subset) if train_subset else n
+
+
 def num_classes_of(name: str, y_train: np.ndarray, synthetic: SyntheticSpec = SyntheticSpec()) -> int:
     if name == "synthetic":
         return synthetic.num_classes
