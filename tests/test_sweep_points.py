@@ -128,3 +128,26 @@ def test_known_train_size():
     assert known_train_size("fashion-mnist", 256) == 256
     assert known_train_size("synthetic", None, 8192) == 8192 and known_train_size("synthetic", 100, 8192) == 100
     assert known_train_size("npz", 256) is None          # a user's data: only training knows
+
+
+def test_report_pools_sweeps_with_the_same_trial_settings(tmp_path):
+    import pandas as pd
+
+    from scalesim.report.arms import arm_table
+    from scalesim.report.sweep import Sweep, pool
+    from scalesim.sweep.driver import SweepSpec
+
+    def sweep(name, base, rows):
+        df = pd.DataFrame([{"trial_id": i, "status": "done", "arm": "x", "global_batch": b, "objective": o,
+                            "run_dir": f"runs/t{i:04d}"} for i, (b, o) in enumerate(rows)])
+        return Sweep(tmp_path / name, SweepSpec(base=base), df)
+
+    a = sweep("main", {"epochs": 6}, [(64, 0.10), (128, 0.12)])
+    b = sweep("seeds", {"epochs": 6}, [(128, 0.14)])
+    c = sweep("other", {"epochs": 3}, [(64, 0.5)])
+    pooled = pool([a, b, c])
+    assert [p.path.name for p in pooled] == ["main+seeds", "other"]
+    t = pooled[0].trials
+    assert list(t["sweep"]) == ["main", "main", "seeds"]
+    assert t["run_dir"].iloc[2] == str((tmp_path / "seeds" / "runs" / "t0000").resolve())
+    assert arm_table(t)[1] == [[64, "0.1000 (n=1)"], [128, "0.1300 ± 0.0141 (n=2)"]]

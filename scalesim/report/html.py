@@ -67,13 +67,13 @@ def write_report(req: ReportRequest) -> int:
         from ..schema import check_output
 
         check_output(req.out, [*req.runs, req.model, req.validation, req.prediction])
-    from .sweep import load_sweep, split_sweeps, sweep_sections
+    from .sweep import load_sweep, pool, split_sweeps, sweep_sections
 
     from .timeline import split_timelines
 
     timeline_paths, rest = split_timelines(req.runs)
     sweep_paths, run_paths = split_sweeps(rest)
-    sweeps = [load_sweep(p) for p in sweep_paths]
+    sweeps = pool([load_sweep(p) for p in sweep_paths])
     runs = inputs.load_runs(run_paths)
     model = inputs.load_model(req.model) if req.model else None
     val = inputs.load_validation(req.validation) if req.validation else None

@@ -49,6 +49,33 @@ def load_sweep(path) -> Sweep:
     return Sweep(Path(path), spec, df if not df.empty else pd.DataFrame(columns=table.LEAD + table.TAIL))
 
 
+def pool(sweeps: list) -> list:
+    """Sweeps run with the same per-trial settings (a study split into parts: the main grid, extra
+    seeds, a longer check) drawn as one: their trials in one table, each run directory made absolute
+    and each row naming its sweep. Sweeps with other settings stay on their own."""
+    import pandas as pd
+
+    groups: dict = {}
+    for sw in sweeps:
+        groups.setdefault(json.dumps(sw.spec.base, sort_keys=True, default=str), []).append(sw)
+    out = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        frames = []
+        for sw in group:
+            t = sw.trials.copy()
+            t.insert(0, "sweep", sw.path.name)
+            t["run_dir"] = [str((sw.path / r).resolve()) if isinstance(r, str) else r for r in t["run_dir"]]
+            frames.append(t)
+        first = group[0]
+        spec = first.spec._replace(points=tuple(p for sw in group for p in (sw.spec.points or ())))
+        name = "+".join(sw.path.name for sw in group)
+        out.append(Sweep(first.path.parent / name, spec, pd.concat(frames, ignore_index=True)))
+    return out
+
+
 def arm_points(trials):
     """One row per (arm, global batch): mean/min/max objective over finished seeds."""
     import pandas as pd
@@ -143,9 +170,10 @@ def sweep_sections(sweeps: list) -> list:
                 [("trial", int(best["trial_id"])), (spec.objective, f"{best['objective']:.4f}"),
                  ("parameters", best["params"]), ("run directory", best["run_dir"]),
                  ("wall time (s)", f"{best['wall_time']:.1f}")])
-        cols = ["trial_id", "status", "objective", "arm", "global_batch", "seed", "b_simple", "wall_time", "attempts",
-                "error"]
-        rows = [[_cell(r.get(c)) for c in cols] for r in trials.sort_values("trial_id").to_dict("records")]
+        cols = (["sweep"] if "sweep" in trials else []) + [
+            "trial_id", "status", "objective", "arm", "global_batch", "seed", "b_simple", "wall_time", "attempts", "error"]
+        order = ["sweep", "trial_id"] if "sweep" in trials else ["trial_id"]
+        rows = [[_cell(r.get(c)) for c in cols] for r in trials.sort_values(order).to_dict("records")]
         html += "<h3>trials</h3>" + grid_table(cols, rows)
         out.append(Section(f"sweep-{esc(name)}", f"Sweep {name}", charts, notes, html))
     return out
