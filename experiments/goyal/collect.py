@@ -74,13 +74,18 @@ def curate(run_dir: Path, profile, ranks: int, wall_time=None) -> dict | None:
     return p
 
 
-def run_seconds(run_dir: Path) -> float:
-    """A run's wall time: its manifest's creation to its last write (the final status)."""
-    import time
-
+def run_times(run_dir: Path) -> tuple[str, float]:
+    """(start, wall seconds) of a run: its manifest's creation, and from then to the manifest's last
+    write (the final status)."""
     m = json.loads((run_dir / "manifest.json").read_text())
-    created = time.mktime(time.strptime(m["created"][:19], "%Y-%m-%dT%H:%M:%S"))
-    return (run_dir / "manifest.json").stat().st_mtime - created
+    return m["created"], (run_dir / "manifest.json").stat().st_mtime - _seconds(m["created"])
+
+
+def _seconds(stamp: str) -> float:
+    """'2026-12-02T00:42:19+0000' (manifests and sweep sessions) -> seconds since the epoch."""
+    import datetime as dt
+
+    return dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp()
 
 
 def cmd_collect(a) -> int:
@@ -103,11 +108,11 @@ def cmd_collect(a) -> int:
     emulated = []
     for d in sorted((out / "emulated").glob("B*")) if (out / "emulated").is_dir() else []:
         if d.is_dir():
-            p = curate(d, profile, 2, run_seconds(d))
+            started, elapsed = run_times(d)
+            p = curate(d, profile, 2, elapsed)
             if p is not None:
                 write_json(dest / f"{p['id']}.json", p)
-                started = json.loads((d / "manifest.json").read_text())["created"]
-                emulated.append({"id": p["id"], "started": started, "elapsed": p["wall_time"]})
+                emulated.append({"id": p["id"], "started": started, "elapsed": elapsed})
                 n += 1
     # a resume that found nothing to run is not study time
     sessions = [dict(s, sweep=d.name) for d in sweeps for s in json.loads((d / "sweep.json").read_text()).get("sessions", [])
@@ -165,9 +170,7 @@ def _f(v):
 def study_seconds(timing: dict) -> tuple[float, float]:
     """(wall-clock span from the first part's start to the last part's end, sum of the parts' own
     times): the parts may overlap (the checks ran beside the main sweep)."""
-    import datetime as dt
-
-    spans = [(dt.datetime.strptime(x["started"][:19], "%Y-%m-%dT%H:%M:%S").timestamp(), float(x["elapsed"]))
+    spans = [(_seconds(x["started"]), float(x["elapsed"]))
              for x in [*timing.get("sweep_sessions", []), *timing.get("emulated", [])] if x.get("started")]
     if not spans:
         return math.nan, math.nan

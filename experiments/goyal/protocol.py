@@ -119,27 +119,25 @@ def arm_of(p: Profile, params: dict) -> str:
     return "c" if float(params.get("warmup_epochs", 0)) > 0 else "b"
 
 
-def sweep_args(p: Profile) -> list[str]:
-    """`scalesim sweep` options shared by every trial."""
+def _trial_args(p: Profile) -> list[str]:
+    """The options every point shares, for `scalesim sweep` and `scalesim train` alike."""
     args = ["--arch", p.arch, "--width", str(p.width), "--epochs", str(p.epochs), "--ref-batch", str(p.ref_batch),
             "--ghost-batch", str(p.ghost_batch), "--decay-epochs", ",".join(f"{d:g}" for d in p.decay_epochs),
-            "--engine", p.engine, "--parallel", str(p.parallel), "--threads-per-rank", "1"]
+            "--threads-per-rank", "1"]
     if p.train_subset:
         args += ["--train-subset", str(p.train_subset)]
     if p.test_subset:
         args += ["--test-subset", str(p.test_subset)]
     return args
+
+
+def sweep_args(p: Profile, parallel: int | None = None) -> list[str]:
+    """`scalesim sweep` options shared by every trial (`parallel` overrides the profile's)."""
+    return _trial_args(p) + ["--engine", p.engine, "--parallel", str(parallel or p.parallel)]
 
 
 def train_args(p: Profile, batch: int, arm: str, seed: int) -> list[str]:
     """`scalesim train` options of one point (the emulated-node runs), same settings as the sweep's."""
     ap = p.arm_params(batch, arm)
-    args = ["--arch", p.arch, "--width", str(p.width), "--epochs", str(p.epochs), "--batch", str(batch),
-            "--ref-batch", str(p.ref_batch), "--ref-lr", str(p.ref_lr), "--ghost-batch", str(p.ghost_batch),
-            "--decay-epochs", ",".join(f"{d:g}" for d in p.decay_epochs), "--lr-rule", ap["lr_rule"],
-            "--warmup-epochs", str(ap["warmup_epochs"]), "--seed", str(seed), "--threads-per-rank", "1"]
-    if p.train_subset:
-        args += ["--train-subset", str(p.train_subset)]
-    if p.test_subset:
-        args += ["--test-subset", str(p.test_subset)]
-    return args
+    return _trial_args(p) + ["--batch", str(batch), "--ref-lr", str(p.ref_lr), "--lr-rule", ap["lr_rule"],
+                             "--warmup-epochs", str(ap["warmup_epochs"]), "--seed", str(seed)]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -37,11 +36,6 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def die(msg: str):
-    print(f"study.py: error: {msg}", file=sys.stderr)
-    sys.exit(2)
-
-
 def run_sweep(profile, out: Path, name: str, pts: list, parallel: int | None = None) -> int:
     sweep = out / name
     if (sweep / "sweep.json").is_file():
@@ -51,10 +45,7 @@ def run_sweep(profile, out: Path, name: str, pts: list, parallel: int | None = N
         out.mkdir(parents=True, exist_ok=True)
         f = out / f"points{name[len('sweep'):]}.json"
         f.write_text(json.dumps(pts, indent=1) + "\n")
-        args = sweep_args(profile)
-        if parallel:
-            args[args.index("--parallel") + 1] = str(parallel)
-        cmd = [SCALESIM, "sweep", "--points", str(f), "--out", str(sweep), *args]
+        cmd = [SCALESIM, "sweep", "--points", str(f), "--out", str(sweep), *sweep_args(profile, parallel)]
     log(" ".join(cmd))
     return subprocess.call(cmd, cwd=REPO)
 
@@ -74,10 +65,12 @@ def run_emulated(profile, out: Path) -> int:
     """Each point on 2 emulated nodes (network namespaces, shaped link, sshd), 1 Horovod rank each."""
     todo = []
     for batch, arm in profile.emulated:
-        attempt = 1
-        while emulated_dir(out, batch, arm, 0, attempt).exists() and not run_done(emulated_dir(out, batch, arm, 0, attempt)):
-            attempt += 1           # a failed attempt is kept, the next one gets a fresh directory
-        if not run_done(emulated_dir(out, batch, arm, 0, attempt)):
+        attempt = 1                # a failed attempt is kept, the next one gets a fresh directory
+        while emulated_dir(out, batch, arm, 0, attempt).exists():
+            if run_done(emulated_dir(out, batch, arm, 0, attempt)):
+                break
+            attempt += 1
+        else:
             todo.append((batch, arm, attempt))
     if not todo:
         return 0

@@ -94,6 +94,16 @@ FrontierRows = Annotated[int, typer.Option("--frontier-rows", metavar="N", min=1
                                            help="rows of the frontier table")]
 
 
+def epoch_list(text: Optional[str], flag: str = "--decay-epochs") -> tuple:
+    """'2,4,5.33' -> (2.0, 4.0, 5.33); empty -> (); anything else is a one-line UsageError."""
+    from ..errors import UsageError
+
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip()) if text else ()
+    except ValueError:
+        raise UsageError(f"{flag}: not a comma-separated list of epochs: {text!r}") from None
+
+
 def int_list(text: Optional[str], flag: str) -> Optional[List[int]]:
     from ..units import parse_int_list
 

@@ -75,7 +75,7 @@ def command(
     from pathlib import Path
 
     from ..errors import UsageError
-    from ..sweep.driver import SweepSpec, check_batches, run_sweep
+    from ..sweep.driver import SweepSpec, run_sweep
     from ..sweep.engines import check_master, make_engine
     from ..sweep.space import parse_list, seed_list
 
@@ -98,7 +98,8 @@ def command(
         base = dict(model=arch, epochs=epochs, dataset=dataset, data=str(Path(data).resolve()) if data else None,
                     train_subset=train_subset, test_subset=test_subset, max_steps=max_steps, width=width,
                     nodes=devices_per_node, threads=threads_per_rank, ref_batch=ref_batch, progress="none",
-                    decay_epochs=list(_epochs(decay_epochs)), decay_factor=decay_factor, ghost_batch=ghost_batch)
+                    decay_epochs=list(_positive(o.epoch_list(decay_epochs), decay_epochs)), decay_factor=decay_factor,
+                    ghost_batch=ghost_batch)
         listed = _points(points, search, dict(global_batch=global_batch, lr_rule=lr_rule, warmup_epochs=warmup_epochs,
                                               ref_lr=ref_lr, seeds=seeds))
         axes = {"global_batch": parse_list("global_batch", global_batch), "lr_rule": parse_list("lr_rule", lr_rule),
@@ -114,7 +115,6 @@ def command(
         spec = SweepSpec(base=base, search=search, axes=axes if search == "grid" else {}, space=space or "",
                          seeds=seed_list(seeds), trials=trials, objective=objective, sampler_seed=sampler_seed,
                          points=tuple(listed))
-        check_batches(spec)
         target = out or f"data/sweeps/sweep-{arch}-{search}-{time.strftime('%Y%m%d-%H%M%S')}"
         if Path(target).exists() and any(Path(target).iterdir()):
             raise UsageError(f"{target} is not empty; choose another --out (or --resume it if it is a sweep)")
@@ -126,7 +126,7 @@ def command(
               f"seed={r.get('seed')}  {r['wall_time']:.1f} s{why}", flush=True)
 
     session = run_sweep(spec, target, resume=bool(resume), engine=engine, spark_master=spark_master,
-                        parallel=parallel, on_trial=line)
+                        parallel=parallel, on_trial=line, batch_fits_data=True)
     done = [r for r in session.rows if r["status"] == "done"]
     failed = [r for r in session.rows if r["status"] != "done"]
     print(f"sweep directory: {Path(target)}  ({len(done)} done, {len(failed)} failed, "
@@ -139,7 +139,12 @@ def command(
     return 1 if failed and not done else 0
 
 
-GRID_DEFAULTS = dict(global_batch="256", lr_rule="linear", warmup_epochs="5", ref_lr="0.1", seeds="1")
+def _grid_defaults() -> dict:
+    """The grid options' defaults, read from the command's own signature (one place to change)."""
+    import inspect
+
+    return {k: p.default for k, p in inspect.signature(command).parameters.items()
+            if k in ("global_batch", "lr_rule", "warmup_epochs", "ref_lr", "seeds")}
 
 
 def _points(path, search: str, given: dict) -> list:
@@ -152,21 +157,16 @@ def _points(path, search: str, given: dict) -> list:
 
     if search != "grid":
         raise UsageError(f"--points lists a grid's trials; --search {search} proposes its own")
-    set_too = [k for k, v in given.items() if v != GRID_DEFAULTS[k]]
+    defaults = _grid_defaults()
+    set_too = [k for k, v in given.items() if v != defaults[k]]
     if set_too:
         raise UsageError(f"--points gives every trial's parameters; drop --{set_too[0].replace('_', '-')}")
     return parse_points(read_json(path), path)
 
 
-def _epochs(text):
+def _positive(epochs: tuple, text) -> tuple:
     from ..errors import UsageError
 
-    if not text:
-        return ()
-    try:
-        vals = tuple(float(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise UsageError(f"--decay-epochs: not a comma-separated list of epochs: {text!r}") from None
-    if any(not v > 0 for v in vals):
+    if any(not v > 0 for v in epochs):
         raise UsageError(f"--decay-epochs must be positive epochs (got {text!r})")
-    return vals
+    return epochs

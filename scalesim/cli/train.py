@@ -80,10 +80,7 @@ def command(
     if n > 1 and not hosts:
         raise UsageError(f"--nodes {n} needs --hosts; without it every rank runs on this node "
                          "(use --devices-per-node)")
-    try:
-        decay = tuple(float(t) for t in decay_epochs.split(",") if t.strip()) if decay_epochs else ()
-    except ValueError:
-        raise UsageError(f"--decay-epochs: not a comma-separated list of epochs: {decay_epochs!r}") from None
+    decay = o.epoch_list(decay_epochs)
     cfg = TrainConfig(
         model=arch, dataset=dataset, data=data, batch=batch, epochs=epochs, nodes=n * devices_per_node,
         train_subset=train_subset, synthetic_shape=synthetic_shape, synthetic_size=synthetic_size,

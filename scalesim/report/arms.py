@@ -4,7 +4,6 @@ largest batches for every arm (their Figure 1), and the gradient noise scale B_s
 measured while it trained (McCandlish et al. 2018), to mark on the objective-vs-batch chart."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -29,22 +28,33 @@ def arm_table(trials):
     return ["global batch", *arms], rows
 
 
-def trial_b_simple(sweep_path: Path, trials):
-    """B_simple over each finished trial's whole run (its manifest's recording), NaN where absent."""
+def trial_manifests(sweep_path: Path, trials) -> list:
+    """Each finished trial's run manifest, read once for the whole report (None where there is none,
+    or it cannot be read: a trial's damaged run directory leaves a gap, not a failed report)."""
+    from ..errors import DataError
+    from ..schema import RunDir
+
     out = []
     for r in trials.to_dict("records"):
-        v = math.nan
+        m = None
         if r.get("status") == "done" and r.get("run_dir"):
             try:
-                m = json.loads((Path(sweep_path) / r["run_dir"] / "manifest.json").read_text())
-                v = float((m.get("recording") or {}).get("b_simple") or math.nan)
-            except (OSError, ValueError, TypeError):
+                m = RunDir(Path(sweep_path) / r["run_dir"]).read_manifest()
+            except (DataError, OSError):
                 pass
-        out.append(v)
+        out.append(m)
     return out
 
 
-def loss_curves(sweep_path: Path, trials):
+def b_simple_of(manifest) -> float:
+    """B_simple over a trial's whole run (its manifest's recording), NaN where absent."""
+    try:
+        return float(((manifest or {}).get("recording") or {}).get("b_simple") or math.nan)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def loss_curves(sweep_path: Path, trials, manifests):
     """Training loss per window (mean over seeds) vs epoch for the smallest global batch and the
     two largest, every arm; from each trial's per-step `noise` table (its loss column)."""
     import pandas as pd
@@ -57,13 +67,15 @@ def loss_curves(sweep_path: Path, trials):
     batches = sorted(done["global_batch"].unique())
     keep = {batches[0], *batches[-2:]}
     rows = []
-    for r in done[done["global_batch"].isin(keep)].to_dict("records"):
+    for r, m in zip(trials.to_dict("records"), manifests):
+        if r.get("status") != "done" or r.get("global_batch") not in keep or m is None:
+            continue
         run = RunDir(Path(sweep_path) / r["run_dir"])
-        if not run.has_table("noise"):
+        spe = int((m.get("dataset") or {}).get("steps_per_epoch") or 0)
+        if spe <= 0 or not run.has_table("noise"):
             continue
         n = run.read_table("noise").sort_values("step")
-        spe = int((run.read_manifest().get("dataset") or {}).get("steps_per_epoch") or 0)
-        if n.empty or spe <= 0:
+        if n.empty:
             continue
         size = max(1, len(n) // WINDOWS)
         n["w"] = n["step"] // size

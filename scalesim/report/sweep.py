@@ -144,17 +144,18 @@ def sweep_sections(sweeps: list) -> list:
                  ("ranks per trial", spec.base.get("nodes", 1)),
                  *_grid_facts(spec)]
         points = arm_points(trials)
-        from .arms import arm_table, loss_chart, loss_curves, trial_b_simple
+        from .arms import arm_table, b_simple_of, loss_chart, loss_curves, trial_manifests
 
+        manifests = trial_manifests(sw.path, trials)
         if not trials.empty:
-            trials = trials.assign(b_simple=trial_b_simple(sw.path, trials))
+            trials = trials.assign(b_simple=[b_simple_of(m) for m in manifests])
         b_ref, b_label = _baseline_noise(trials)
         if points.empty:
             notes.append("No finished trial yet: nothing to draw (resume the sweep with `scalesim sweep --resume`).")
         else:
             _add(charts, notes, f"{name}-objective", "the objective chart",
                  lambda: _objective_chart(points, spec.objective, b_ref, b_label))
-            curves = loss_curves(sw.path, trials)
+            curves = loss_curves(sw.path, trials, manifests)
             if not curves.empty:
                 _add(charts, notes, f"{name}-loss", "the training-loss curves", lambda: loss_chart(curves))
         html = kv_table(facts)

@@ -50,8 +50,10 @@ class Session(NamedTuple):
     threads: int
 
 
-def check(spec: SweepSpec) -> SweepSpec:
-    """Validate at the boundary: a bad sweep fails here (exit 2), not as N failed trials."""
+def check(spec: SweepSpec, batch_fits_data: bool = False) -> SweepSpec:
+    """Validate at the boundary: a bad sweep fails here (exit 2), not as N failed trials. With
+    batch_fits_data (the command line), a trial whose global batch is larger than the data is refused
+    too, where the data's size is known without reading it; otherwise such a trial fails as data."""
     from ..train.config import TrainConfig
 
     if spec.search not in SEARCHES:
@@ -73,28 +75,16 @@ def check(spec: SweepSpec) -> SweepSpec:
         points = [{d.name: (d.choices[0] if hasattr(d, "choices") else d.low) for d in dims}]
     from .trial import config_for
 
-    from ..train.data import check_available
+    from ..train.data import check_available, known_train_size
 
     for p in points:
         cfg = config_for(TrialSpec(0, p, spec.base, "", spec.objective))
         TrainConfig.check(cfg)
-    check_available(cfg.dataset, cfg.data)
-    return spec
-
-
-def check_batches(spec: SweepSpec) -> None:
-    """The command line's extra check: no grid trial asks for a global batch larger than the data,
-    where the data's size is known without reading it (the Python API lets such a trial fail as data)."""
-    from ..train.data import known_train_size
-    from .trial import config_for
-
-    if spec.search != "grid":
-        return
-    for p in grid_points(spec):
-        cfg = config_for(TrialSpec(0, p, spec.base, "", spec.objective))
-        n = known_train_size(cfg.dataset, cfg.train_subset, cfg.synthetic_size)
+        n = known_train_size(cfg.dataset, cfg.train_subset, cfg.synthetic_size) if batch_fits_data else None
         if n is not None and cfg.batch > n:
             raise UsageError(f"global batch {cfg.batch} is larger than the {n} training examples")
+    check_available(cfg.dataset, cfg.data)
+    return spec
 
 
 def spec_to_json(spec: SweepSpec) -> dict:
@@ -123,7 +113,7 @@ def load_spec(sweep_dir: str | Path) -> SweepSpec:
 
 def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False, engine: str = "spark",
               spark_master: str | None = None, parallel: int | None = None, cores: int | None = None,
-              on_trial: Callable[[dict], None] | None = None) -> Session:
+              on_trial: Callable[[dict], None] | None = None, batch_fits_data: bool = False) -> Session:
     """Run (or resume) the sweep in `out`. With resume, the spec comes from out/sweep.json."""
     from ..train.hvdrun import usable_cores
 
@@ -133,7 +123,7 @@ def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False, 
     else:
         if (out / MANIFEST).exists():
             raise UsageError(f"{out} already holds a sweep; pass --resume {out} to continue it")
-        spec, rows = check(spec), []
+        spec, rows = check(spec, batch_fits_data), []
         write_json(out / MANIFEST, {"schema": SCHEMA, "spec": spec_to_json(spec), "created": _now(), "sessions": []})
     nodes = int(spec.base.get("nodes", 1))
     threads_given = None if str(spec.base.get("threads", "auto")) == "auto" else int(spec.base["threads"])
