@@ -58,10 +58,6 @@ def parse_arch(text: str) -> Arch:
                      f"name> (e.g. keras:MobileNet) or module:function returning a Keras model")
 
 
-def is_builtin(text: str) -> bool:
-    return parse_arch(text).kind == "builtin"
-
-
 def _keras_application(name: str):
     import keras
 
